@@ -1,0 +1,33 @@
+# `make demo` and `make test` are the quick start; both create .venv on first use.
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+SYSTEM_PYTHON ?= python3
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint clean
+
+help: ## Show the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+install: $(INSTALLED) ## Create .venv with aigen and its dev extra (no-op when up to date with pyproject.toml)
+
+$(INSTALLED): pyproject.toml
+	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(INSTALLED)
+
+demo: install ## Make a small dataset offline: bundled photos + the tiny random-weight model
+	HF_HUB_OFFLINE=1 $(PYTHON) run.py +experiment=demo
+	@echo "The demo's AI images come from RANDOM weights (noise-like). For the real dataset run:"
+	@echo "  ./download_indoor.sh && $(PYTHON) run.py generator=sd size=256"
+
+test: install ## Run the test suite
+	$(PYTHON) -m pytest
+
+lint: install ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean: ## Remove .venv, outputs and caches (not data/)
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache

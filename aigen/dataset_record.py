@@ -1,0 +1,135 @@
+"""`dataset.json`: which config made a dataset dir (by fingerprint), the runs that wrote it, merged totals."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import subprocess
+import time
+from collections import Counter
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from aigen.errors import UserError
+from aigen.records import FAILURES, MANIFEST, read_rows
+from aigen.writer import write_atomic
+
+DATASET_JSON = "dataset.json"
+PACKAGES = ("aigen", "torch", "diffusers", "transformers", "pillow", "openai", "hydra-core", "wandb")
+FAILURE_REASONS_KEPT = 20
+
+
+def fingerprint(content: dict) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def git_commit() -> str | None:
+    """The commit of the code that ran (None outside a git checkout)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+@contextmanager
+def _record_lock(dataset_dir: Path):
+    """Serialises read-modify-write of dataset.json between shards (held for milliseconds)."""
+    with open(dataset_dir / ".dataset.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _read(dataset_dir: Path) -> dict | None:
+    path = dataset_dir / DATASET_JSON
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _write(dataset_dir: Path, record: dict) -> None:
+    write_atomic(dataset_dir / DATASET_JSON, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += _differences(before, after, f"{prefix}{key}.")
+        elif before != after:
+            changes.append(f"{prefix}{key}: {before!r} -> {after!r}")
+    return changes
+
+
+def open_record(dataset_dir: Path, content: dict, config: dict) -> None:
+    """Create dataset.json for a new dir, or check that an existing dir was made by the same content config."""
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    with _record_lock(dataset_dir):
+        existing = _read(dataset_dir)
+        if existing is None:
+            strangers = [p.name for p in dataset_dir.iterdir() if not p.name.startswith(".")]
+            if strangers:
+                raise UserError(
+                    f"{dataset_dir} is not empty and has no {DATASET_JSON} (found {', '.join(sorted(strangers)[:3])}"
+                    "); refusing to write into a folder aigen did not make"
+                )
+            _write(
+                dataset_dir,
+                {
+                    "fingerprint": fingerprint(content),
+                    "content": content,
+                    "config": config,
+                    "versions": package_versions(),
+                    "git_commit": git_commit(),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "runs": [],
+                    "counts": {"pairs": 0, "failed": 0},
+                },
+            )
+        elif existing["fingerprint"] != fingerprint(content):
+            changes = "; ".join(_differences(existing["content"], content))
+            raise UserError(
+                f"{dataset_dir} was made by a different config ({changes}); pass dataset_dir=... to write a new "
+                "dataset, or rerun with the original settings to resume"
+            )
+
+
+def count_records(dataset_dir: Path) -> dict:
+    """Totals over every shard: finished pairs, images that failed and were not done later, top reasons."""
+    pairs = read_rows(dataset_dir, MANIFEST)
+    failures = {key: row for key, row in read_rows(dataset_dir, FAILURES).items() if key not in pairs}
+    reasons = Counter(f"{row['stage']}: {row['reason']}" for row in failures.values())
+    return {
+        "pairs": len(pairs),
+        "failed": len(failures),
+        "failure_reasons": dict(reasons.most_common(FAILURE_REASONS_KEPT)),
+    }
+
+
+def record_run(dataset_dir: Path, run: dict) -> dict:
+    """Append this run's stats and refresh the merged totals; the last shard to finish leaves them complete."""
+    with _record_lock(dataset_dir):
+        record = _read(dataset_dir)
+        record["runs"].append(run)
+        record["counts"] = count_records(dataset_dir)
+        record["versions"] = package_versions()
+        record["git_commit"] = git_commit()
+        _write(dataset_dir, record)
+    return record

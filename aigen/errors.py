@@ -1,0 +1,14 @@
+"""Errors that carry a message for the user, not a stack trace."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad path, bad option, missing model): printed as one line, exit code 2."""
+
+
+class SkipImage(Exception):
+    """One source image cannot be used: recorded in failures.jsonl with its stage and reason, the run goes on."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(f"{stage}: {reason}")
+        self.stage = stage
+        self.reason = reason

@@ -1,0 +1,209 @@
+"""The dataset factory: source photos -> square originals + AI variations -> a resumable paired dataset."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.utils import instantiate, to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from tqdm import tqdm
+
+from aigen.dataset_record import open_record, record_run
+from aigen.errors import SkipImage, UserError
+from aigen.generators.base import Generator, Variation
+from aigen.preprocess import ImageLoader, center_square, to_square
+from aigen.records import Shard
+from aigen.seeding import per_image_seed, sample_key
+from aigen.sources import SourceItem
+from aigen.writer import PairWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A source photo ready for a generator: the square original to save and the square to condition on."""
+
+    item: SourceItem
+    original: Image.Image | None = None
+    condition: Image.Image | None = None
+    skip: SkipImage | None = None
+
+
+@dataclass
+class RunSummary:
+    dataset_dir: Path
+    selected: int
+    already_done: int
+    generated: int
+    failed: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.generated / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"done: {self.generated} new pairs, {self.already_done} already there, {self.failed} failed "
+            f"({self.images_per_second:.2f} images/s) -> {self.dataset_dir}"
+        )
+
+
+def select_items(items: list[SourceItem], limit: int, sample_seed: int, shard: Shard) -> list[SourceItem]:
+    """A seeded random sample of `limit` photos (0 = all), then every `shard.count`-th one by id.
+
+    The sample of N is the first N ids by a hash key, so a larger limit extends a smaller one, and it does not
+    depend on the generation seed: a seed sweep uses the same photos.
+    """
+    if limit:
+        items = sorted(items, key=lambda item: sample_key(sample_seed, item.id))[:limit]
+    ordered = sorted(items, key=lambda item: item.id)
+    return ordered[shard.index :: shard.count]
+
+
+def content_config(cfg: DictConfig, source_name: str, generator: Generator) -> dict:
+    """Everything that decides the bytes of a pair: a dataset dir only ever holds one such config."""
+    return {
+        "source": source_name,
+        "size": cfg.size,
+        "seed": cfg.seed,
+        "jpeg": OmegaConf.to_container(cfg.jpeg, resolve=True),
+        **generator.describe(),
+    }
+
+
+def batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Preparer:
+    """Decodes and crops photos on worker threads, a few batches ahead, so the generator never waits for I/O."""
+
+    def __init__(self, loader: ImageLoader, size: int, workers: int, batches_ahead: int = 2) -> None:
+        self.loader = loader
+        self.size = size
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
+        self.batches_ahead = batches_ahead
+
+    def prepare(self, item: SourceItem) -> Prepared:
+        try:
+            square = center_square(self.loader(item.path))
+        except SkipImage as skip:
+            return Prepared(item, skip=skip)
+        return Prepared(item, original=to_square(square, self.size), condition=square)
+
+    def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:
+        pending: deque[list[Future]] = deque()
+        for batch in batches(items, batch_size):
+            pending.append([self.pool.submit(self.prepare, item) for item in batch])
+            if len(pending) > self.batches_ahead:
+                yield [future.result() for future in pending.popleft()]
+        while pending:
+            yield [future.result() for future in pending.popleft()]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def generate_with_retry(generator: Generator, ready: list[Prepared], seeds: list[int]) -> list[Variation | SkipImage]:
+    """One batch; if it raises (e.g. out of memory), retry image by image, then record the error per image."""
+    try:
+        return generator.generate([p.condition for p in ready], seeds)
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001 - any generator error must be recorded, not lose the run
+        if len(ready) == 1:
+            return [SkipImage("generate", f"{type(error).__name__}: {error}")]
+        log.warning("batch of %d failed (%s: %s); retrying one by one", len(ready), type(error).__name__, error)
+        return [generate_with_retry(generator, [p], [s])[0] for p, s in zip(ready, seeds, strict=True)]
+
+
+def make_dataset(cfg: DictConfig) -> RunSummary:
+    # 1. Check the settings that can fail before any work is done.
+    if not isinstance(cfg.size, int) or cfg.size <= 0 or cfg.size % 8:
+        raise UserError(f"size={cfg.size} must be a positive multiple of 8 (e.g. 256)")
+    if cfg.batch_size < 1:
+        raise UserError(f"batch_size={cfg.batch_size} must be at least 1")
+    try:
+        shard = Shard(cfg.shard.index, cfg.shard.count)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    source = instantiate(cfg.source)
+    generator: Generator = instantiate(cfg.generator)
+    loader: ImageLoader = instantiate(cfg.loader)
+    log.info("source %s, generator %s", type(source).__name__, type(generator).__name__)
+
+    # 2. Choose the photos: all, or a seeded sample, and this shard's part of them.
+    items = select_items(source.items(), cfg.limit, cfg.sample_seed, shard)
+
+    # 3. Open the dataset dir: same content config or refuse; skip finished pairs.
+    dataset_dir = Path(to_absolute_path(cfg.dataset_dir))
+    open_record(dataset_dir, content_config(cfg, source.name, generator), OmegaConf.to_container(cfg, resolve=True))
+    started = time.time()
+    generated = failed = 0
+    with PairWriter(dataset_dir, shard, cfg.jpeg.quality, cfg.jpeg.subsampling) as writer:
+        done = writer.done_ids()
+        todo = [item for item in items if item.id not in done]
+        print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
+        if todo:
+            generator.load()
+
+        # 4. Generate batch by batch; the next batches are decoded meanwhile.
+        preparer = Preparer(loader, cfg.size, cfg.workers)
+        progress = tqdm(total=len(todo), unit="pair", desc="pairs", dynamic_ncols=True)
+        try:
+            for prepared in preparer.stream(todo, cfg.batch_size):
+                for p in prepared:
+                    if p.skip:
+                        writer.record_failure(p.item.id, p.item.source, p.skip.stage, p.skip.reason)
+                ready = [p for p in prepared if not p.skip]
+                seeds = [per_image_seed(cfg.seed, p.item.id) for p in ready]
+                results = generate_with_retry(generator, ready, seeds) if ready else []
+                for p, seed, result in zip(ready, seeds, results, strict=True):
+                    if isinstance(result, SkipImage):
+                        writer.record_failure(p.item.id, p.item.source, result.stage, result.reason)
+                        continue
+                    row = {
+                        "id": p.item.id,
+                        "source": p.item.source,
+                        "category": p.item.category,
+                        **generator.describe(),
+                        **result.info,
+                        "seed": seed,
+                        "size": cfg.size,
+                    }
+                    writer.write_pair(row, p.original, to_square(result.image, cfg.size))
+                    generated += 1
+                failed += len(prepared) - len(ready) + sum(isinstance(r, SkipImage) for r in results)
+                progress.update(len(prepared))
+                progress.set_postfix(failed=failed)
+        finally:
+            progress.close()
+            preparer.close()
+
+    # 5. Record the run in dataset.json and say what happened.
+    summary = RunSummary(dataset_dir, len(items), len(items) - len(todo), generated, failed, time.time() - started)
+    record_run(
+        dataset_dir,
+        {
+            "shard": [shard.index, shard.count],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "selected": summary.selected,
+            "already_done": summary.already_done,
+            "generated": generated,
+            "failed": failed,
+            "images_per_second": round(summary.images_per_second, 4),
+        },
+    )
+    print(summary.line())
+    return summary

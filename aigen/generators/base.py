@@ -1,0 +1,31 @@
+"""What every generator gives the factory: a description for the manifest and one variation per photo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from PIL import Image
+
+from aigen.errors import SkipImage
+
+
+@dataclass(frozen=True)
+class Variation:
+    """A generated image and the per-image facts to record with it (e.g. an API request id)."""
+
+    image: Image.Image
+    info: dict = field(default_factory=dict)
+
+
+class Generator(Protocol):
+    name: str
+
+    def describe(self) -> dict:
+        """The settings that decide the output (model, revision, steps, ...): fingerprinted and recorded per pair."""
+
+    def load(self) -> None:
+        """Heavy set-up (model weights, credentials), done only when there is work to do."""
+
+    def generate(self, images: list[Image.Image], seeds: list[int]) -> list[Variation | SkipImage]:
+        """One result per input square photo, in order; a SkipImage says why that photo got no variation."""

@@ -1,0 +1,71 @@
+"""Shared fixtures: Hydra compose in-process, the CLI in a subprocess, a tmp cache for the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+TINY = ["source=samples", "generator=sd_tiny", "size=64", "logger=none"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_env(tmp_path_factory) -> None:
+    """One tiny-model cache for the session, no hub access, no W&B network."""
+    os.environ["AIGEN_CACHE"] = str(tmp_path_factory.mktemp("aigen-cache"))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["WANDB_MODE"] = "disabled"
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("config", overrides=list(overrides))
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """The smallest real job as a config, writing into tmp_path/out; extra overrides per call."""
+
+    def make(*overrides: str, dataset_dir: Path | None = None) -> DictConfig:
+        cfg = compose_config(*TINY, *overrides)
+        with open_dict(cfg):
+            cfg.dataset_dir = str(dataset_dir or tmp_path / "out")
+        return cfg
+
+    return make
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300):
+    """`python run.py ARGS` as a user types it."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def manifest_rows(dataset_dir: Path) -> list[dict]:
+    rows = []
+    for path in sorted(dataset_dir.glob("manifest*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text().splitlines()]
+    return rows
+
+
+def file_bytes(dataset_dir: Path) -> dict[str, bytes]:
+    """Every pair image by relative path: the content to compare between runs."""
+    return {
+        path.relative_to(dataset_dir).as_posix(): path.read_bytes()
+        for folder in ("original", "ai")
+        for path in sorted((dataset_dir / folder).glob("*.jpg"))
+    }

@@ -1,0 +1,42 @@
+"""User mistakes end in one clear line on stderr and a non-zero exit code, never a traceback."""
+
+import pytest
+from conftest import TINY, run_cli
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0]
+
+
+def test_missing_indoor_folder_points_at_the_download_script(tmp_path):
+    result = run_cli("generator=sd_tiny", "logger=none", env={"DATA_DIR": str(tmp_path)})
+    assert_one_line_error(result, "does not exist", "./download_indoor.sh")
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    result = run_cli(*TINY, "source=folder", f"source.root={tmp_path / 'empty'}", f"dataset_dir={tmp_path / 'o'}")
+    assert_one_line_error(result, "no images found")
+
+
+@pytest.mark.parametrize("size", ["100", "0", "-8"])
+def test_size_must_be_a_positive_multiple_of_8(tmp_path, size):
+    result = run_cli(*TINY, f"size={size}", f"dataset_dir={tmp_path / 'o'}")
+    assert_one_line_error(result, f"size={size}", "multiple of 8")
+
+
+def test_model_not_loadable_offline(tmp_path):
+    result = run_cli(
+        "source=samples",
+        "generator=sd",
+        "size=64",
+        "logger=none",
+        f"dataset_dir={tmp_path / 'o'}",
+        env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+    )
+    assert_one_line_error(result, "lambdalabs/sd-image-variations-diffusers", "HF_HUB_OFFLINE", "generator.model=")
