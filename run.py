@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from aigen.errors import UserError
+from aigen.errors import Interrupted, UserError
 from aigen.factory import make_dataset
 
 
@@ -16,6 +16,9 @@ def main(cfg: DictConfig) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as stop:
+        print(f"interrupted: {stop}", file=sys.stderr)
+        sys.exit(128 + stop.signal_number)
 
 
 if __name__ == "__main__":

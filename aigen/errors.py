@@ -12,3 +12,11 @@ class SkipImage(Exception):
         super().__init__(f"{stage}: {reason}")
         self.stage = stage
         self.reason = reason
+
+
+class Interrupted(Exception):
+    """The run stopped early on SIGINT/SIGTERM after finishing its batch; the dataset is consistent and resumable."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"stopped by signal {signal_number}; rerun the same command to resume")
+        self.signal_number = signal_number

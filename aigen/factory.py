@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -16,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from aigen.dataset_record import open_record, record_run
-from aigen.errors import SkipImage, UserError
+from aigen.errors import Interrupted, SkipImage, UserError
 from aigen.generators.base import Generator, Variation
 from aigen.preprocess import ImageLoader, center_square, to_square
 from aigen.records import Shard
@@ -127,6 +131,69 @@ def generate_with_retry(generator: Generator, ready: list[Prepared], seeds: list
         return [generate_with_retry(generator, [p], [s])[0] for p, s in zip(ready, seeds, strict=True)]
 
 
+class StopRequest:
+    """SIGINT/SIGTERM ask the run to stop after the current batch; a second signal stops it at once."""
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, frame) -> None:
+        self.signal_number = number
+        signal.signal(number, self._previous[number])
+        print(f"\n{signal.Signals(number).name}: stopping after the current batch (again to stop now)", file=sys.stderr)
+
+    def __exit__(self, *exc_info) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepared], cfg: DictConfig) -> tuple[int, int]:
+    """Generate one batch and write its pairs; returns (pairs written, photos failed)."""
+    for p in prepared:
+        if p.skip:
+            writer.record_failure(p.item.id, p.item.source, p.skip.stage, p.skip.reason)
+    ready = [p for p in prepared if not p.skip]
+    seeds = [per_image_seed(cfg.seed, p.item.id) for p in ready]
+    results = generate_with_retry(generator, ready, seeds) if ready else []
+    written = 0
+    for p, seed, result in zip(ready, seeds, results, strict=True):
+        if isinstance(result, SkipImage):
+            writer.record_failure(p.item.id, p.item.source, result.stage, result.reason)
+            continue
+        row = {
+            "id": p.item.id,
+            "source": p.item.source,
+            "category": p.item.category,
+            **generator.describe(),
+            **result.info,
+            "seed": seed,
+            "size": cfg.size,
+        }
+        writer.write_pair(row, p.original, to_square(result.image, cfg.size))
+        written += 1
+    return written, len(prepared) - written
+
+
+def check_failure_ratio(summary: RunSummary, max_failure_ratio: float) -> None:
+    attempted = summary.generated + summary.failed
+    if summary.failed and summary.generated == 0:
+        raise UserError(
+            f"none of the {attempted} photos could be used; reasons in {summary.dataset_dir}/failures*.jsonl"
+        )
+    if attempted and summary.failed / attempted > max_failure_ratio:
+        raise UserError(
+            f"{summary.failed} of {attempted} photos failed, above max_failure_ratio={max_failure_ratio}; "
+            f"reasons in {summary.dataset_dir}/failures*.jsonl"
+        )
+
+
 def make_dataset(cfg: DictConfig) -> RunSummary:
     # 1. Check the settings that can fail before any work is done.
     if not isinstance(cfg.size, int) or cfg.size <= 0 or cfg.size % 8:
@@ -144,13 +211,15 @@ def make_dataset(cfg: DictConfig) -> RunSummary:
 
     # 2. Choose the photos: all, or a seeded sample, and this shard's part of them.
     items = select_items(source.items(), cfg.limit, cfg.sample_seed, shard)
+    if source.ignored:
+        print(f"ignored {len(source.ignored)} macOS resource-fork files (._*), e.g. {source.ignored[0]}")
 
     # 3. Open the dataset dir: same content config or refuse; skip finished pairs.
     dataset_dir = Path(to_absolute_path(cfg.dataset_dir))
     open_record(dataset_dir, content_config(cfg, source.name, generator), OmegaConf.to_container(cfg, resolve=True))
     started = time.time()
     generated = failed = 0
-    with PairWriter(dataset_dir, shard, cfg.jpeg.quality, cfg.jpeg.subsampling) as writer:
+    with PairWriter(dataset_dir, shard, cfg.jpeg.quality, cfg.jpeg.subsampling) as writer, StopRequest() as stop:
         done = writer.done_ids()
         todo = [item for item in items if item.id not in done]
         print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
@@ -162,30 +231,16 @@ def make_dataset(cfg: DictConfig) -> RunSummary:
         progress = tqdm(total=len(todo), unit="pair", desc="pairs", dynamic_ncols=True)
         try:
             for prepared in preparer.stream(todo, cfg.batch_size):
-                for p in prepared:
-                    if p.skip:
-                        writer.record_failure(p.item.id, p.item.source, p.skip.stage, p.skip.reason)
-                ready = [p for p in prepared if not p.skip]
-                seeds = [per_image_seed(cfg.seed, p.item.id) for p in ready]
-                results = generate_with_retry(generator, ready, seeds) if ready else []
-                for p, seed, result in zip(ready, seeds, results, strict=True):
-                    if isinstance(result, SkipImage):
-                        writer.record_failure(p.item.id, p.item.source, result.stage, result.reason)
-                        continue
-                    row = {
-                        "id": p.item.id,
-                        "source": p.item.source,
-                        "category": p.item.category,
-                        **generator.describe(),
-                        **result.info,
-                        "seed": seed,
-                        "size": cfg.size,
-                    }
-                    writer.write_pair(row, p.original, to_square(result.image, cfg.size))
-                    generated += 1
-                failed += len(prepared) - len(ready) + sum(isinstance(r, SkipImage) for r in results)
+                written, lost = write_batch(writer, generator, prepared, cfg)
+                generated, failed = generated + written, failed + lost
                 progress.update(len(prepared))
                 progress.set_postfix(failed=failed)
+                if stop.signal_number:
+                    break
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            raise UserError(f"disk full while writing {dataset_dir}: free some space and rerun to resume") from None
         finally:
             progress.close()
             preparer.close()
@@ -202,8 +257,13 @@ def make_dataset(cfg: DictConfig) -> RunSummary:
             "already_done": summary.already_done,
             "generated": generated,
             "failed": failed,
+            "ignored": len(source.ignored),
+            "interrupted": bool(stop.signal_number),
             "images_per_second": round(summary.images_per_second, 4),
         },
     )
     print(summary.line())
+    if stop.signal_number:
+        raise Interrupted(stop.signal_number)
+    check_failure_ratio(summary, cfg.max_failure_ratio)
     return summary

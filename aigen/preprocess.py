@@ -39,6 +39,8 @@ class ImageLoader:
         self.max_pixels = max_pixels
         self.min_side = min_side
         self.max_aspect = max_aspect
+        # Pillow's own bomb check (a warning above the limit, an error above twice it) follows ours.
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
     def __call__(self, path) -> Image.Image:
         try:
@@ -52,7 +54,9 @@ class ImageLoader:
         except SkipImage:
             raise
         except Image.DecompressionBombError as error:
-            raise SkipImage("decode", f"decompression bomb refused: {error}") from None
+            raise SkipImage(
+                "check", f"decompression bomb refused (above max_pixels={self.max_pixels}): {error}"
+            ) from None
         except FileNotFoundError:
             raise SkipImage("read", "file not found (broken symlink?)") from None
         except PermissionError:
@@ -63,11 +67,11 @@ class ImageLoader:
     def _check_size(self, size: tuple[int, int]) -> None:
         width, height = size
         if width * height > self.max_pixels:
-            raise SkipImage("decode", f"{width}x{height} is above max_pixels={self.max_pixels} (decompression bomb?)")
+            raise SkipImage("check", f"{width}x{height} is above max_pixels={self.max_pixels} (decompression bomb?)")
         if min(width, height) < self.min_side:
-            raise SkipImage("decode", f"{width}x{height} is below min_side={self.min_side}; never upscaled")
+            raise SkipImage("check", f"{width}x{height} is below min_side={self.min_side}; never upscaled")
         if max(width, height) > self.max_aspect * min(width, height):
-            raise SkipImage("decode", f"{width}x{height} has an aspect ratio above max_aspect={self.max_aspect}")
+            raise SkipImage("check", f"{width}x{height} has an aspect ratio above max_aspect={self.max_aspect}")
 
 
 def center_square(image: Image.Image) -> Image.Image:

@@ -14,6 +14,7 @@ from hydra.utils import to_absolute_path
 from aigen.errors import UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+APPLE_DOUBLE_PREFIX = "._"  # macOS resource forks in some archive mirrors: metadata, not photos
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class FolderSource:
         self.name = name
         self.root = Path(to_absolute_path(root))
         self.missing_hint = missing_hint
+        self.ignored: list[str] = []
 
     def items(self) -> list[SourceItem]:
         if not self.root.is_dir():
@@ -93,8 +95,12 @@ class FolderSource:
             visited_dirs.add((stat.st_dev, stat.st_ino))
             dirnames.sort()
             for filename in sorted(filenames):
-                if os.path.splitext(filename)[1].lower() in IMAGE_EXTENSIONS:
-                    found.append(Path(folder) / filename)
+                if os.path.splitext(filename)[1].lower() not in IMAGE_EXTENSIONS:
+                    continue
+                if filename.startswith(APPLE_DOUBLE_PREFIX):
+                    self.ignored.append(os.path.join(folder, filename))
+                    continue
+                found.append(Path(folder) / filename)
         return found
 
 

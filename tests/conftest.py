@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,15 @@ def tiny_cfg(tmp_path):
     return make
 
 
-def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300):
-    """`python run.py ARGS` as a user types it."""
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "run.py"), *args]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+    """`python run.py ARGS` as a user types it, from a fresh folder so Hydra's outputs/ lands there."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args],
-        cwd=cwd,
+        cli_command(*args),
+        cwd=cwd or tempfile.mkdtemp(prefix="aigen-cli-"),
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,

@@ -1,0 +1,99 @@
+"""`python -m aigen.verify DATASET_DIR`: check that a dataset dir is whole and consistent; exit 1 on problems.
+
+Corruption (a manifest row whose files are missing, do not decode or have the wrong size) is always a problem.
+Leftovers of an interrupted run (pair files not in the manifest yet, temporary files) are harmless and a rerun
+clears them; `--allow-incomplete` reports them without failing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from aigen.dataset_record import DATASET_JSON, count_records
+from aigen.records import MANIFEST, read_rows, record_files
+from aigen.writer import AI, ORIGINAL
+
+
+@dataclass
+class Report:
+    pairs: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+
+    def ok(self, allow_incomplete: bool) -> bool:
+        return not self.corrupt and (allow_incomplete or not self.incomplete)
+
+
+def check_image(path: Path, size: int) -> str | None:
+    """None when the file is a whole RGB JPEG of size x size, else what is wrong."""
+    if not path.is_file():
+        return "missing"
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.format != "JPEG" or image.mode != "RGB":
+                return f"{image.format} {image.mode}, expected an RGB JPEG"
+            if image.size != (size, size):
+                return f"{image.size[0]}x{image.size[1]}, expected {size}x{size}"
+    except OSError as error:
+        return f"does not decode ({error})"
+    return None
+
+
+def verify(dataset_dir: Path) -> Report:
+    report = Report()
+    if not (dataset_dir / DATASET_JSON).is_file():
+        report.corrupt.append(f"{DATASET_JSON} is missing: not an aigen dataset dir")
+        return report
+    for path in record_files(dataset_dir, MANIFEST):
+        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            report.incomplete.append(f"{path.name}: torn last line (a killed run; the next run repairs it)")
+    rows = read_rows(dataset_dir, MANIFEST)
+    report.pairs = len(rows)
+    recorded: set[str] = set()
+    for image_id, row in sorted(rows.items()):
+        for folder in (ORIGINAL, AI):
+            recorded.add(row[folder])
+            problem = check_image(dataset_dir / row[folder], row["size"])
+            if problem:
+                report.corrupt.append(f"{row[folder]} (pair {image_id}): {problem}")
+    for folder in (ORIGINAL, AI):
+        for path in sorted((dataset_dir / folder).glob("*")):
+            relative = f"{folder}/{path.name}"
+            if path.name.startswith("."):
+                report.incomplete.append(f"{relative}: temporary file of an interrupted run")
+            elif relative not in recorded:
+                report.incomplete.append(f"{relative}: not in the manifest (orphan; a rerun regenerates or records it)")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aigen.verify", description=__doc__.splitlines()[0])
+    parser.add_argument("dataset_dir", type=Path)
+    parser.add_argument("--allow-incomplete", action="store_true", help="leftovers of a killed run do not fail")
+    args = parser.parse_args(argv)
+    if not args.dataset_dir.is_dir():
+        print(f"error: {args.dataset_dir} is not a directory", file=sys.stderr)
+        return 2
+    report = verify(args.dataset_dir)
+    for line in report.corrupt:
+        print(f"CORRUPT {line}")
+    for line in report.incomplete:
+        print(f"INCOMPLETE {line}")
+    failed = count_records(args.dataset_dir)["failed"]
+    print(
+        f"{args.dataset_dir}: {report.pairs} pairs, {len(report.corrupt)} corrupt, "
+        f"{len(report.incomplete)} incomplete, {failed} source photos recorded as failed"
+    )
+    ok = report.ok(args.allow_incomplete)
+    print("OK" if ok else "PROBLEMS FOUND")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

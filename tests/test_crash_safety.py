@@ -1,0 +1,177 @@
+"""Killed, interrupted, concurrent and out-of-space runs leave a consistent dataset that a rerun completes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from aigen.factory import make_dataset
+from aigen.records import Shard
+from aigen.verify import main as verify_main
+from aigen.verify import verify
+from aigen.writer import PairWriter
+from conftest import ROOT, TINY, cli_command, file_bytes, manifest_rows, run_cli
+
+N_SAMPLES = 8
+SLOW = (*TINY, "batch_size=1", "generator.steps=20")  # slow enough to be killed between pairs
+
+
+def start_run(out, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        cli_command(*SLOW, f"dataset_dir={out}", *extra),
+        cwd=out.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_pairs(out, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    manifest = out / "manifest.jsonl"
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest.exists() and manifest.read_bytes().count(b"\n") >= count:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"run ended or timed out before {count} pairs: {process.communicate()}")
+
+
+def assert_no_partial_images(out) -> None:
+    for path in out.glob("*/*.jpg"):
+        with Image.open(path) as image:
+            image.load()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run with the same settings: what every resumed run must end up as."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    result = run_cli(*SLOW, f"dataset_dir={out}")
+    assert result.returncode == 0, result.stderr
+    return file_bytes(out)
+
+
+@pytest.mark.parametrize("kill_after", [1, 3, 6])
+def test_sigkill_at_any_point_then_rerun_completes_identically(tmp_path, reference, kill_after):
+    out = tmp_path / "out"
+    process = start_run(out)
+    wait_for_pairs(out, kill_after, process)
+    process.kill()
+    process.wait()
+
+    report = verify(out)
+    assert report.corrupt == [], report.corrupt
+    assert_no_partial_images(out)
+    assert verify_main([str(out), "--allow-incomplete"]) == 0
+
+    result = run_cli(*SLOW, f"dataset_dir={out}")
+    assert result.returncode == 0, result.stderr
+    assert file_bytes(out) == reference
+    assert len(manifest_rows(out)) >= N_SAMPLES and verify_main([str(out)]) == 0
+
+
+def test_torn_manifest_line_is_repaired(tiny_cfg, tmp_path):
+    out = make_dataset(tiny_cfg("limit=3")).dataset_dir
+    with open(out / "manifest.jsonl", "a") as handle:
+        handle.write('{"id": "half a li')
+    summary = make_dataset(tiny_cfg())
+    assert (summary.already_done, summary.generated) == (3, N_SAMPLES - 3)
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == N_SAMPLES and all(json.loads(line) for line in lines)
+
+
+def test_sigint_stops_after_the_batch_with_a_summary(tmp_path):
+    out = tmp_path / "out"
+    process = start_run(out)
+    wait_for_pairs(out, 2, process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT
+    assert "Traceback" not in stderr and "interrupted:" in stderr
+    assert "done: " in stdout
+    record = json.loads((out / "dataset.json").read_text())
+    assert record["runs"][-1]["interrupted"] is True
+    assert verify_main([str(out)]) == 0
+    result = run_cli(*SLOW, f"dataset_dir={out}")
+    assert result.returncode == 0 and len({r["id"] for r in manifest_rows(out)}) == N_SAMPLES
+
+
+def test_second_concurrent_run_refuses(tiny_cfg, tmp_path):
+    out = tmp_path / "out"
+    make_dataset(tiny_cfg("limit=1", dataset_dir=out))
+    with PairWriter(out, Shard(), 95, "4:2:0"):
+        result = run_cli(*TINY, f"dataset_dir={out}")
+    assert result.returncode != 0
+    assert "being written by another run" in result.stderr and f"pid {os.getpid()}" in result.stderr
+
+
+def test_stale_lock_of_a_killed_run_does_not_block(tiny_cfg, tmp_path):
+    out = tmp_path / "out"
+    make_dataset(tiny_cfg("limit=1", dataset_dir=out))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from aigen.writer import PairWriter; "
+            "from aigen.records import Shard; w = PairWriter(Path(sys.argv[1]), Shard(), 95, '4:2:0'); "
+            "w.__enter__(); print('locked', flush=True); time.sleep(600)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.wait()
+    assert (out / ".lock").read_text().startswith("pid ")  # the file stays; the lock does not
+    assert make_dataset(tiny_cfg(dataset_dir=out)).generated == N_SAMPLES - 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount_point)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_disk_full_stops_cleanly_and_resumes(small_disk):
+    out = small_disk / "out"
+    result = run_cli(*TINY, "batch_size=1", f"dataset_dir={out}")
+    assert result.returncode != 0, result.stdout
+    assert "disk full" in result.stderr and "Traceback" not in result.stderr
+    assert verify(out).corrupt == []
+    assert 0 < len(manifest_rows(out)) < N_SAMPLES
+    subprocess.run(["mount", "-o", "remount,size=10m", str(small_disk)], check=True)
+    resumed = run_cli(*TINY, "batch_size=1", f"dataset_dir={out}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert verify_main([str(out)]) == 0 and len(manifest_rows(out)) == N_SAMPLES
+
+
+def test_verify_catches_missing_truncated_and_phantom_files(tiny_cfg, capsys):
+    out = make_dataset(tiny_cfg()).dataset_dir
+    assert verify_main([str(out)]) == 0
+    (out / "ai" / "coffee.jpg").unlink()
+    data = (out / "original" / "camera.jpg").read_bytes()
+    (out / "original" / "camera.jpg").write_bytes(data[: len(data) // 2])
+    with open(out / "manifest.jsonl", "a") as handle:
+        row = {"id": "ghost", "original": "original/ghost.jpg", "ai": "ai/ghost.jpg", "size": 64}
+        handle.write(json.dumps(row) + "\n")
+    capsys.readouterr()
+    assert verify_main([str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "CORRUPT ai/coffee.jpg (pair coffee): missing" in printed
+    assert "CORRUPT original/camera.jpg (pair camera): does not decode" in printed
+    assert "CORRUPT original/ghost.jpg (pair ghost): missing" in printed
+    assert "PROBLEMS FOUND" in printed
