@@ -55,7 +55,7 @@ def build_dirty_folder(root: Path) -> tuple[set[str], dict[str, str]]:
     add_good("png_named.jpg", buffer.getvalue())
     add_good("cmyk.jpg", jpeg_bytes(photo().convert("CMYK")))
     buffer = io.BytesIO()
-    Image.fromarray((np.asarray(photo().convert("L"), dtype=np.uint16) * 257)).save(buffer, format="PNG")
+    Image.fromarray(np.asarray(photo().convert("L"), dtype=np.uint16) * 257).save(buffer, format="PNG")
     add_good("sixteen_bit.png", buffer.getvalue())
     buffer = io.BytesIO()
     palette = photo().convert("P", palette=Image.Palette.ADAPTIVE, colors=16)

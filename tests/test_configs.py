@@ -1,9 +1,10 @@
 """Every config group option composes and instantiates; the CLI prints its config."""
 
 import pytest
-from conftest import compose_config, run_cli
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+
+from conftest import compose_config, run_cli
 
 SOURCES = ["indoor", "samples", "folder"]
 GENERATORS = ["sd", "sd_tiny"]

@@ -1,6 +1,7 @@
 """User mistakes end in one clear line on stderr and a non-zero exit code, never a traceback."""
 
 import pytest
+
 from conftest import TINY, run_cli
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import file_bytes, manifest_rows, run_cli
 from PIL import Image, JpegImagePlugin
 
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.seeding import per_image_seed
+from conftest import file_bytes, manifest_rows, run_cli
 
 N_SAMPLES = 8
 
