@@ -23,9 +23,11 @@ from aigen.dataset_record import open_record, record_run
 from aigen.errors import Interrupted, SkipImage, UserError
 from aigen.generators.base import Generator, Variation
 from aigen.preprocess import ImageLoader, center_square, to_square
-from aigen.records import Shard
+from aigen.records import MANIFEST, Shard, read_rows
+from aigen.report import gallery_rows, write_preview
 from aigen.seeding import per_image_seed, sample_key
 from aigen.sources import SourceItem
+from aigen.tracking import WandbTracker, redact
 from aigen.writer import PairWriter
 
 log = logging.getLogger(__name__)
@@ -154,14 +156,24 @@ class StopRequest:
             signal.signal(number, handler)
 
 
-def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepared], cfg: DictConfig) -> tuple[int, int]:
-    """Generate one batch and write its pairs; returns (pairs written, photos failed)."""
+@dataclass
+class BatchResult:
+    written: int
+    failed: int
+    generate_seconds: float
+    write_seconds: float
+
+
+def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepared], cfg: DictConfig) -> BatchResult:
+    """Generate one batch and write its pairs; skipped photos are recorded with their reason."""
     for p in prepared:
         if p.skip:
             writer.record_failure(p.item.id, p.item.source, p.skip.stage, p.skip.reason)
     ready = [p for p in prepared if not p.skip]
     seeds = [per_image_seed(cfg.seed, p.item.id) for p in ready]
+    started = time.perf_counter()
     results = generate_with_retry(generator, ready, seeds) if ready else []
+    generated = time.perf_counter()
     written = 0
     for p, seed, result in zip(ready, seeds, results, strict=True):
         if isinstance(result, SkipImage):
@@ -178,7 +190,7 @@ def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepare
         }
         writer.write_pair(row, p.original, to_square(result.image, cfg.size))
         written += 1
-    return written, len(prepared) - written
+    return BatchResult(written, len(prepared) - written, generated - started, time.perf_counter() - generated)
 
 
 def check_failure_ratio(summary: RunSummary, max_failure_ratio: float) -> None:
@@ -194,8 +206,12 @@ def check_failure_ratio(summary: RunSummary, max_failure_ratio: float) -> None:
         )
 
 
-def make_dataset(cfg: DictConfig) -> RunSummary:
+def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None = None) -> RunSummary:
+    """Make (or resume) one dataset dir. `run_dir` receives preview.png and W&B files; `group` groups W&B runs."""
     # 1. Check the settings that can fail before any work is done.
+    if not isinstance(cfg.guidance_scale, int | float):
+        raise UserError(f"guidance_scale={cfg.guidance_scale!r} must be a number")
+    cfg.guidance_scale = float(cfg.guidance_scale)  # `guidance_scale=3` and 3.0 name the same dataset dir
     if not isinstance(cfg.size, int) or cfg.size <= 0 or cfg.size % 8:
         raise UserError(f"size={cfg.size} must be a positive multiple of 8 (e.g. 256)")
     if cfg.batch_size < 1:
@@ -207,6 +223,7 @@ def make_dataset(cfg: DictConfig) -> RunSummary:
     source = instantiate(cfg.source)
     generator: Generator = instantiate(cfg.generator)
     loader: ImageLoader = instantiate(cfg.loader)
+    tracker: WandbTracker | None = instantiate(cfg.logger) if cfg.get("logger") else None
     log.info("source %s, generator %s", type(source).__name__, type(generator).__name__)
 
     # 2. Choose the photos: all, or a seeded sample, and this shard's part of them.
@@ -216,38 +233,65 @@ def make_dataset(cfg: DictConfig) -> RunSummary:
 
     # 3. Open the dataset dir: same content config or refuse; skip finished pairs.
     dataset_dir = Path(to_absolute_path(cfg.dataset_dir))
-    open_record(dataset_dir, content_config(cfg, source.name, generator), OmegaConf.to_container(cfg, resolve=True))
+    config = redact(OmegaConf.to_container(cfg, resolve=True))
+    open_record(dataset_dir, content_config(cfg, source.name, generator), config)
     started = time.time()
     generated = failed = 0
     with PairWriter(dataset_dir, shard, cfg.jpeg.quality, cfg.jpeg.subsampling) as writer, StopRequest() as stop:
         done = writer.done_ids()
         todo = [item for item in items if item.id not in done]
         print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
+        print(generator.plan(len(todo)))
+        if getattr(generator, "dry_run", False):
+            print("dry run: nothing was sent or written")
+            return RunSummary(dataset_dir, len(items), len(items) - len(todo), 0, 0, 0.0)
         if todo:
             generator.load()
+        if tracker:
+            # The shards of one dataset share a W&B group, unless a sweep or the config names one.
+            shard_group = dataset_dir.name if shard.count > 1 else None
+            tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
 
         # 4. Generate batch by batch; the next batches are decoded meanwhile.
         preparer = Preparer(loader, cfg.size, cfg.workers)
         progress = tqdm(total=len(todo), unit="pair", desc="pairs", dynamic_ncols=True)
+        stage_seconds = {"load": 0.0, "generate": 0.0, "write": 0.0}
         try:
+            waited = time.perf_counter()
             for prepared in preparer.stream(todo, cfg.batch_size):
-                written, lost = write_batch(writer, generator, prepared, cfg)
-                generated, failed = generated + written, failed + lost
+                stage_seconds["load"] += time.perf_counter() - waited
+                batch = write_batch(writer, generator, prepared, cfg)
+                generated, failed = generated + batch.written, failed + batch.failed
+                stage_seconds["generate"] += batch.generate_seconds
+                stage_seconds["write"] += batch.write_seconds
                 progress.update(len(prepared))
                 progress.set_postfix(failed=failed)
+                if tracker:
+                    elapsed = time.time() - started
+                    tracker.progress(
+                        {"pairs_done": generated, "failed": failed, "images_per_second": generated / elapsed}
+                        | {f"seconds/{stage}": seconds for stage, seconds in stage_seconds.items()}
+                    )
                 if stop.signal_number:
                     break
+                waited = time.perf_counter()
         except OSError as error:
+            if tracker:
+                tracker.abort()
             if error.errno != errno.ENOSPC:
                 raise
             raise UserError(f"disk full while writing {dataset_dir}: free some space and rerun to resume") from None
+        except BaseException:
+            if tracker:
+                tracker.abort()
+            raise
         finally:
             progress.close()
             preparer.close()
 
-    # 5. Record the run in dataset.json and say what happened.
+    # 5. Record the run in dataset.json, show the gallery, say what happened.
     summary = RunSummary(dataset_dir, len(items), len(items) - len(todo), generated, failed, time.time() - started)
-    record_run(
+    record = record_run(
         dataset_dir,
         {
             "shard": [shard.index, shard.count],
@@ -260,10 +304,23 @@ def make_dataset(cfg: DictConfig) -> RunSummary:
             "ignored": len(source.ignored),
             "interrupted": bool(stop.signal_number),
             "images_per_second": round(summary.images_per_second, 4),
+            "seconds_per_stage": {stage: round(seconds, 3) for stage, seconds in stage_seconds.items()},
         },
     )
+    gallery = gallery_rows(read_rows(dataset_dir, MANIFEST), cfg.gallery_size)
+    preview = write_preview(dataset_dir, gallery, run_dir) if run_dir else None
+    try:
+        check_failure_ratio(summary, cfg.max_failure_ratio)
+    except UserError:
+        if tracker:
+            tracker.finish(record["counts"], dataset_dir, gallery, failed=True)
+        raise
+    if tracker:
+        totals = record["counts"] | {"generated": generated, "images_per_second": summary.images_per_second}
+        tracker.finish(totals, dataset_dir, gallery, failed=bool(stop.signal_number))
     print(summary.line())
+    if preview:
+        print(f"preview: {preview}")
     if stop.signal_number:
         raise Interrupted(stop.signal_number)
-    check_failure_ratio(summary, cfg.max_failure_ratio)
     return summary

@@ -18,3 +18,8 @@ def per_image_seed(seed: int, image_id: str) -> int:
 def sample_key(sample_seed: int, image_id: str) -> int:
     """Sort key for a seeded random sample: the first N ids by this key are the sample of size N."""
     return _hash_int("sample", sample_seed, image_id)
+
+
+def gallery_key(image_id: str) -> int:
+    """Sort key for gallery picks: depends on the id only, never on a run's seeds."""
+    return _hash_int("gallery", image_id)

@@ -26,9 +26,10 @@ def hermetic_env(tmp_path_factory) -> None:
     os.environ["WANDB_MODE"] = "disabled"
 
 
-def compose_config(*overrides: str) -> DictConfig:
+def compose_config(*overrides: str, hydra: bool = False) -> DictConfig:
+    """The app's config as `run.py` composes it (with the `hydra` node when `hydra` is true)."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        return compose("config", overrides=list(overrides))
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
 
 
 @pytest.fixture
@@ -49,11 +50,16 @@ def cli_command(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
-    """`python run.py ARGS` as a user types it, from a fresh folder so Hydra's outputs/ lands there."""
+    """`python run.py ARGS` as a user types it, from a fresh folder so Hydra's outputs/ lands there.
+
+    `env` adds variables to the test environment; a value of None removes one.
+    """
+    merged = {**os.environ, **(env or {})}
     return subprocess.run(
         cli_command(*args),
         cwd=cwd or tempfile.mkdtemp(prefix="aigen-cli-"),
-        env={**os.environ, **(env or {})},
+        env={key: value for key, value in merged.items() if value is not None},
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -8,7 +8,7 @@ from conftest import compose_config, run_cli
 
 SOURCES = ["indoor", "samples", "folder"]
 GENERATORS = ["sd", "sd_tiny"]
-LOGGERS = ["none"]
+LOGGERS = ["none", "wandb"]
 
 
 @pytest.mark.parametrize("source", SOURCES)

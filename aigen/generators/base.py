@@ -24,6 +24,9 @@ class Generator(Protocol):
     def describe(self) -> dict:
         """The settings that decide the output (model, revision, steps, ...): fingerprinted and recorded per pair."""
 
+    def plan(self, count: int) -> str:
+        """One line saying what generating `count` images will do (and, for paid APIs, cost; refused over budget)."""
+
     def load(self) -> None:
         """Heavy set-up (model weights, credentials), done only when there is work to do."""
 

@@ -77,6 +77,12 @@ class SDImageVariation:
             "gen_size": self.gen_size,
         }
 
+    def plan(self, count: int) -> str:
+        device = resolve_device(self.device)
+        return (
+            f"{self.name}: {count} images with {self.model} ({self.weights} weights), {self.steps} steps, on {device}"
+        )
+
     def pretrained_location(self) -> str:
         """What `from_pretrained` loads: the hub id or local folder as configured."""
         return self.model

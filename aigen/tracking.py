@@ -1,0 +1,145 @@
+"""Weights & Biases tracking: config, progress, a gallery table, the dataset as an artifact; never a prompt."""
+
+from __future__ import annotations
+
+import netrc
+import os
+import re
+from pathlib import Path
+
+from aigen.errors import UserError
+
+MODES = ("online", "offline", "disabled")
+SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password", re.IGNORECASE)
+
+
+def redact(config: object) -> object:
+    """A copy of a config with the values of secret-looking keys replaced: nothing secret is ever logged."""
+    if isinstance(config, dict):
+        return {k: "<redacted>" if SECRET_KEY.search(str(k)) and v else redact(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [redact(value) for value in config]
+    return config
+
+
+def has_wandb_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_mode(configured: str | None) -> tuple[str, str | None]:
+    """(mode, notice): the config wins, then WANDB_MODE, then online only when credentials exist.
+
+    Decided before `wandb.init`, which would otherwise prompt on a terminal or raise without one.
+    """
+    mode = configured or os.environ.get("WANDB_MODE")
+    if mode:
+        if mode not in MODES:
+            raise UserError(f"logger.mode={mode!r} is not one of {', '.join(MODES)}")
+        return mode, None
+    if has_wandb_credentials():
+        return "online", None
+    return "offline", "W&B: no credentials found, logging offline (`wandb login` to go online; see README)"
+
+
+class WandbTracker:
+    """One W&B run per dataset job; runs of a multirun sweep or of a sharded job share a group."""
+
+    def __init__(
+        self,
+        project: str,
+        entity: str | None = None,
+        group: str | None = None,
+        tags: list[str] | None = None,
+        name: str | None = None,
+        mode: str | None = None,
+        gallery_size: int = 16,
+        artifact_images: str = "auto",
+        artifact_files_max: int = 2000,
+    ) -> None:
+        if artifact_images not in ("auto", "files", "reference"):
+            raise UserError(f"logger.artifact_images={artifact_images!r} is not one of auto, files, reference")
+        self.project = project
+        self.entity = entity
+        self.group = group
+        self.tags = list(tags or [])
+        self.name = name
+        self.mode = mode
+        self.gallery_size = gallery_size
+        self.artifact_images = artifact_images
+        self.artifact_files_max = artifact_files_max
+        self._run = None
+
+    def start(self, config: dict, dataset_dir: Path, run_dir: Path, default_group: str | None) -> None:
+        import wandb
+
+        mode, notice = resolve_mode(self.mode)
+        if notice:
+            print(notice)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._run = wandb.init(
+            project=self.project,
+            entity=self.entity,
+            group=self.group or default_group,
+            tags=self.tags,
+            name=self.name or dataset_dir.name,
+            mode=mode,
+            dir=str(run_dir),
+            config=redact(config),
+            job_type="make-dataset",
+            settings=wandb.Settings(console="off", save_code=False),
+        )
+
+    def progress(self, metrics: dict) -> None:
+        self._run.log(metrics)
+
+    def finish(self, summary: dict, dataset_dir: Path, gallery: list[dict], failed: bool) -> None:
+        import wandb
+
+        run = self._run
+        run.summary.update(summary)
+        if gallery:
+            columns = ["id", "original", "ai", "category", "seed", "guidance_scale", "steps", "generator"]
+            table = wandb.Table(columns=columns)
+            for row in gallery:
+                table.add_data(
+                    row["id"],
+                    wandb.Image(str(dataset_dir / row["original"])),
+                    wandb.Image(str(dataset_dir / row["ai"])),
+                    row.get("category", ""),
+                    str(row["seed"]),  # 63-bit seeds do not fit W&B's float numbers exactly
+                    row.get("guidance_scale"),
+                    row.get("steps"),
+                    row["generator"],
+                )
+            run.log({"gallery": table})
+        run.log_artifact(self._artifact(dataset_dir, summary))
+        run.finish(exit_code=1 if failed else 0)
+        self._run = None
+
+    def abort(self) -> None:
+        """Finish the run as failed (the job raised); a sweep's other jobs go on."""
+        if self._run is not None:
+            self._run.finish(exit_code=1)
+            self._run = None
+
+    def _artifact(self, dataset_dir: Path, summary: dict):
+        import wandb
+
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", dataset_dir.name)
+        artifact = wandb.Artifact(name, type="dataset", metadata=summary)
+        for path in sorted(dataset_dir.glob("*.json*")):
+            artifact.add_file(str(path))
+        as_files = self.artifact_images == "files" or (
+            self.artifact_images == "auto" and summary.get("pairs", 0) <= self.artifact_files_max
+        )
+        for folder in ("original", "ai"):
+            if as_files:
+                artifact.add_dir(str(dataset_dir / folder), name=folder)
+            else:
+                artifact.add_reference(f"file://{dataset_dir / folder}", name=folder)
+        return artifact

@@ -1,0 +1,139 @@
+"""W&B tracking (offline, into tmp dirs), the gallery, preview.png and multirun sweeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import compose_config, run_cli
+
+SECRET = "sk-test-SECRET"
+
+
+@pytest.fixture
+def wandb_env(tmp_path):
+    """W&B offline with every one of its folders in tmp_path: nothing reaches the home folder or the network."""
+    folders = {
+        name: tmp_path / name.lower() for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
+    }
+    for folder in folders.values():
+        folder.mkdir()
+    return {name: str(folder) for name, folder in folders.items()} | {"WANDB_MODE": "offline", "HOME": str(tmp_path)}
+
+
+def offline_runs(root: Path) -> list[Path]:
+    return sorted(root.rglob("offline-run-*"))
+
+
+def run_record_bytes(run: Path) -> bytes:
+    return next(run.glob("run-*.wandb")).read_bytes()
+
+
+def gallery_table(run: Path) -> dict:
+    [path] = run.glob("files/media/table/gallery_*.table.json")
+    return json.loads(path.read_text())
+
+
+def staged_tables(staging: Path) -> list[dict]:
+    """The gallery tables as W&B stages them for upload, with their image references."""
+    tables = []
+    for path in staging.iterdir():
+        data = path.read_bytes()
+        if data.startswith(b'{"_type": "table"'):
+            tables.append(json.loads(data))
+    return tables
+
+
+def tiny_wandb_args(out: Path, *extra: str) -> list[str]:
+    return ["source=samples", "generator=sd_tiny", "size=64", "logger=wandb", f"dataset_dir={out}", *extra]
+
+
+def test_offline_run_logs_gallery_images_and_config(tmp_path, wandb_env):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = run_cli(*tiny_wandb_args(tmp_path / "out", "gallery_size=5"), cwd=cwd, env=wandb_env)
+    assert result.returncode == 0, result.stderr
+    [run] = offline_runs(cwd / "outputs")  # inside the Hydra run dir
+    table = gallery_table(run)
+    assert table["columns"] == ["id", "original", "ai", "category", "seed", "guidance_scale", "steps", "generator"]
+    assert len(table["data"]) == 5
+    staging = Path(wandb_env["WANDB_DATA_DIR"]) / "artifacts" / "staging"
+    tables = staged_tables(staging)
+    assert tables and all(len(staged["data"]) == 5 for staged in tables)
+    for row in tables[0]["data"]:
+        assert row[1]["_type"] == row[2]["_type"] == "image-file"
+    staged_jpegs = [p for p in staging.iterdir() if p.read_bytes().startswith(b"\xff\xd8")]
+    assert len(staged_jpegs) >= 2 * 5  # every original and AI image of the gallery, as media
+    record = run_record_bytes(run)
+    assert b"guidance_scale" in record and b"sd_tiny" in record and b"make-dataset" in record
+    preview = next((cwd / "outputs").rglob("preview.png"))
+    assert f"preview: {preview}" in result.stdout
+    assert not list((tmp_path / "out").rglob("*.png"))  # the dataset dir stays a clean imagefolder
+
+
+def test_runs_with_different_seeds_show_the_same_source_photos(tmp_path, wandb_env):
+    galleries = []
+    for seed in (0, 1):
+        cwd = tmp_path / f"cwd{seed}"
+        cwd.mkdir()
+        args = tiny_wandb_args(tmp_path / f"out{seed}", f"seed={seed}", "gallery_size=4")
+        assert run_cli(*args, cwd=cwd, env=wandb_env).returncode == 0
+        [run] = offline_runs(cwd / "outputs")
+        galleries.append([row[0] for row in gallery_table(run)["data"]])
+    assert galleries[0] == galleries[1] and len(galleries[0]) == 4
+
+
+def test_two_by_two_multirun_makes_four_datasets_in_one_group(tmp_path, wandb_env):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = run_cli(
+        "-m", "source=samples", "generator=sd_tiny", "size=64", "limit=2", "logger=wandb",
+        f"data_dir={tmp_path / 'data'}", "guidance_scale=1,3", "seed=0,1",
+        cwd=cwd, env=wandb_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    datasets = sorted(p.name for p in (tmp_path / "data" / "processed").iterdir())
+    assert datasets == [f"samples-sd_tiny-64-g{g}-s{s}" for g in ("1.0", "3.0") for s in (0, 1)]
+    runs = offline_runs(cwd / "multirun")
+    assert len(runs) == 4
+    sweep_dir = next((cwd / "multirun").iterdir())
+    group = f"sweep-{(Path('multirun') / sweep_dir.name / next(sweep_dir.iterdir()).name).as_posix()}"
+    group = group.replace("/", "-")
+    for run in runs:
+        assert group.encode() in run_record_bytes(run)
+
+
+def test_no_secret_in_any_file(tmp_path, wandb_env):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = wandb_env | {"OPENAI_API_KEY": SECRET}
+    result = run_cli(*tiny_wandb_args(tmp_path / "out"), cwd=cwd, env=env)
+    assert result.returncode == 0, result.stderr
+    for path in [*cwd.rglob("*"), *(tmp_path / "out").rglob("*"), *tmp_path.rglob("*")]:
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_default_run_without_credentials_goes_offline_without_prompting(tmp_path, wandb_env):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = wandb_env | {"WANDB_MODE": None, "WANDB_API_KEY": None}
+    args = ["source=samples", "generator=sd_tiny", "size=64", "limit=2", f"dataset_dir={tmp_path / 'out'}"]
+    result = run_cli(*args, cwd=cwd, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert "no credentials found, logging offline" in result.stdout
+    assert len(offline_runs(cwd / "outputs")) == 1
+
+
+def test_sweep_experiment_declares_eight_jobs():
+    cfg = compose_config("+experiment=guidance_sweep", hydra=True)
+    assert cfg.hydra.sweeper.params == {"guidance_scale": "1,3,5,7", "seed": "0,1"}
+    assert cfg.hydra.mode.name == "MULTIRUN"
+
+
+def test_bad_logger_mode_is_a_one_line_error(tmp_path, wandb_env):
+    result = run_cli(*tiny_wandb_args(tmp_path / "out", "logger.mode=sometimes"), env=wandb_env)
+    assert result.returncode == 2 and "logger.mode='sometimes'" in result.stderr
+    assert "Traceback" not in result.stderr
