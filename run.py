@@ -1,20 +1,34 @@
 """Make a paired real/AI dataset: `python run.py generator=sd size=256` (see README.md for every key)."""
 
 import sys
+import warnings
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from aigen.errors import Interrupted, UserError
 from aigen.factory import make_dataset
 
+# conf/hydra/launcher/submitit_*.yaml override the launcher plugin's schemas of the same name on purpose,
+# so that `hydra/launcher=submitit_slurm` carries our GPU defaults; Hydra 1.3 warns about that pattern.
+warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore schema with the same name")
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+    sweep_group = f"sweep-{Path(hydra_config.sweep.dir).as_posix().replace('/', '-')}"
+    multirun = hydra_config.mode == RunMode.MULTIRUN
     try:
-        make_dataset(cfg)
+        make_dataset(cfg, run_dir=run_dir, group=sweep_group if multirun else None)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        if multirun:
+            raise  # Hydra records the failed job and runs the others; exiting here would end the sweep
         sys.exit(2)
     except Interrupted as stop:
         print(f"interrupted: {stop}", file=sys.stderr)
