@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
@@ -61,6 +62,16 @@ class RunSummary:
             f"done: {self.generated} new pairs, {self.already_done} already there, {self.failed} failed "
             f"({self.images_per_second:.2f} images/s) -> {self.dataset_dir}"
         )
+
+
+def build(node: DictConfig):
+    """`instantiate`, except that a UserError raised by a constructor stays a one-line error."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        raise
 
 
 def select_items(items: list[SourceItem], limit: int, sample_seed: int, shard: Shard) -> list[SourceItem]:
@@ -220,10 +231,10 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
         shard = Shard(cfg.shard.index, cfg.shard.count)
     except ValueError as error:
         raise UserError(str(error)) from None
-    source = instantiate(cfg.source)
-    generator: Generator = instantiate(cfg.generator)
-    loader: ImageLoader = instantiate(cfg.loader)
-    tracker: WandbTracker | None = instantiate(cfg.logger) if cfg.get("logger") else None
+    source = build(cfg.source)
+    generator: Generator = build(cfg.generator)
+    loader: ImageLoader = build(cfg.loader)
+    tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
     log.info("source %s, generator %s", type(source).__name__, type(generator).__name__)
 
     # 2. Choose the photos: all, or a seeded sample, and this shard's part of them.

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from conftest import compose_config, run_cli
 
 SOURCES = ["indoor", "samples", "folder"]
-GENERATORS = ["sd", "sd_tiny"]
+GENERATORS = ["sd", "sd_tiny", "dalle2", "gpt_image"]
 LOGGERS = ["none", "wandb"]
 
 

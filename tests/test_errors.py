@@ -41,3 +41,8 @@ def test_model_not_loadable_offline(tmp_path):
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
     )
     assert_one_line_error(result, "lambdalabs/sd-image-variations-diffusers", "HF_HUB_OFFLINE", "generator.model=")
+
+
+def test_bad_generator_setting_is_one_line(tmp_path):
+    result = run_cli(*TINY, "generator.gen_size=100", f"dataset_dir={tmp_path / 'o'}")
+    assert_one_line_error(result, "generator.gen_size=100", "multiple of 8")
