@@ -23,12 +23,13 @@ from tqdm import tqdm
 from aigen.dataset_record import open_record, record_run
 from aigen.errors import Interrupted, SkipImage, UserError
 from aigen.generators.base import Generator, Variation
-from aigen.preprocess import ImageLoader, center_square, to_square
+from aigen.preprocess import ImageLoader, to_square
 from aigen.records import MANIFEST, Shard, read_rows
 from aigen.report import gallery_rows, write_preview
 from aigen.seeding import per_image_seed, sample_key
 from aigen.sources import SourceItem
 from aigen.tracking import WandbTracker, redact
+from aigen.workers import lower_priority
 from aigen.writer import PairWriter
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Prepared:
-    """A source photo ready for a generator: the square original to save and the square to condition on."""
+    """A source photo ready for a generator: the square original to save and the generator's input."""
 
     item: SourceItem
     original: Image.Image | None = None
-    condition: Image.Image | None = None
+    model_input: object = None
     skip: SkipImage | None = None
 
 
@@ -105,18 +106,24 @@ def batches(items: list, size: int) -> Iterator[list]:
 class Preparer:
     """Decodes and crops photos on worker threads, a few batches ahead, so the generator never waits for I/O."""
 
-    def __init__(self, loader: ImageLoader, size: int, workers: int, batches_ahead: int = 2) -> None:
+    def __init__(
+        self, loader: ImageLoader, size: int, generator: Generator, workers: int, batches_ahead: int = 2
+    ) -> None:
         self.loader = loader
         self.size = size
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare")
+        self.generator = generator
+        # Decode just large enough for both uses, unless the generator needs the full resolution (None).
+        self.decode_side = None if generator.input_side is None else max(size, generator.input_side)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare", initializer=lower_priority)
         self.batches_ahead = batches_ahead
 
     def prepare(self, item: SourceItem) -> Prepared:
         try:
-            square = center_square(self.loader(item.path))
+            photo = self.loader(item.path, self.decode_side)
         except SkipImage as skip:
             return Prepared(item, skip=skip)
-        return Prepared(item, original=to_square(square, self.size), condition=square)
+        original = to_square(photo.image, self.size, photo.square_box())
+        return Prepared(item, original=original, model_input=self.generator.prepare(photo.condition_square()))
 
     def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:
         pending: deque[list[Future]] = deque()
@@ -134,7 +141,7 @@ class Preparer:
 def generate_with_retry(generator: Generator, ready: list[Prepared], seeds: list[int]) -> list[Variation | SkipImage]:
     """One batch; if it raises (e.g. out of memory), retry image by image, then record the error per image."""
     try:
-        return generator.generate([p.condition for p in ready], seeds)
+        return generator.generate([p.model_input for p in ready], seeds)
     except (UserError, KeyboardInterrupt):
         raise
     except Exception as error:  # noqa: BLE001 - any generator error must be recorded, not lose the run
@@ -225,8 +232,6 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     cfg.guidance_scale = float(cfg.guidance_scale)  # `guidance_scale=3` and 3.0 name the same dataset dir
     if not isinstance(cfg.size, int) or cfg.size <= 0 or cfg.size % 8:
         raise UserError(f"size={cfg.size} must be a positive multiple of 8 (e.g. 256)")
-    if cfg.batch_size < 1:
-        raise UserError(f"batch_size={cfg.batch_size} must be at least 1")
     try:
         shard = Shard(cfg.shard.index, cfg.shard.count)
     except ValueError as error:
@@ -235,6 +240,9 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     generator: Generator = build(cfg.generator)
     loader: ImageLoader = build(cfg.loader)
     tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
+    batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch_size={cfg.batch_size} must be a positive integer or auto")
     log.info("source %s, generator %s", type(source).__name__, type(generator).__name__)
 
     # 2. Choose the photos: all, or a seeded sample, and this shard's part of them.
@@ -246,7 +254,6 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     dataset_dir = Path(to_absolute_path(cfg.dataset_dir))
     config = redact(OmegaConf.to_container(cfg, resolve=True))
     open_record(dataset_dir, content_config(cfg, source.name, generator), config)
-    started = time.time()
     generated = failed = 0
     with PairWriter(dataset_dir, shard, cfg.jpeg.quality, cfg.jpeg.subsampling) as writer, StopRequest() as stop:
         done = writer.done_ids()
@@ -263,13 +270,14 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
             shard_group = dataset_dir.name if shard.count > 1 else None
             tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
 
-        # 4. Generate batch by batch; the next batches are decoded meanwhile.
-        preparer = Preparer(loader, cfg.size, cfg.workers)
+        # 4. Generate batch by batch; the next batches are decoded meanwhile. (images/s counts from here.)
+        started = time.time()
+        preparer = Preparer(loader, cfg.size, generator, cfg.workers)
         progress = tqdm(total=len(todo), unit="pair", desc="pairs", dynamic_ncols=True)
         stage_seconds = {"load": 0.0, "generate": 0.0, "write": 0.0}
         try:
             waited = time.perf_counter()
-            for prepared in preparer.stream(todo, cfg.batch_size):
+            for prepared in preparer.stream(todo, batch_size):
                 stage_seconds["load"] += time.perf_counter() - waited
                 batch = write_batch(writer, generator, prepared, cfg)
                 generated, failed = generated + batch.written, failed + batch.failed
@@ -286,6 +294,7 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
                 if stop.signal_number:
                     break
                 waited = time.perf_counter()
+            writer.flush()
         except OSError as error:
             if tracker:
                 tracker.abort()

@@ -7,6 +7,8 @@ import fcntl
 import os
 import socket
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
@@ -14,6 +16,7 @@ from PIL import Image
 from aigen.errors import UserError
 from aigen.preprocess import encode_jpeg
 from aigen.records import FAILURES, MANIFEST, JsonlAppender, Shard, read_rows, repair_torn_tail
+from aigen.workers import lower_priority
 
 ORIGINAL, AI = "original", "ai"
 
@@ -68,7 +71,13 @@ class DirLock:
 
 
 class PairWriter:
-    """Owns one shard's files in a dataset dir: `original/<id>.jpg`, `ai/<id>.jpg`, manifest and failures."""
+    """Owns one shard's files in a dataset dir: `original/<id>.jpg`, `ai/<id>.jpg`, manifest and failures.
+
+    Pairs are encoded and written (with their fsyncs) in order on one background thread, so that disk waits
+    overlap generation; at most MAX_PENDING pairs wait, and a write error surfaces at the next call or `flush`.
+    """
+
+    MAX_PENDING = 32
 
     def __init__(self, dataset_dir: Path, shard: Shard, jpeg_quality: int, jpeg_subsampling: str) -> None:
         self.dataset_dir = dataset_dir
@@ -78,6 +87,8 @@ class PairWriter:
         self._lock = DirLock(dataset_dir / f".lock{shard.tag}", what=f"{dataset_dir} (shard {shard.index})")
         self._manifest: JsonlAppender | None = None
         self._failures: JsonlAppender | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer", initializer=lower_priority)
+        self._pending: deque[Future] = deque()
 
     def __enter__(self) -> PairWriter:
         for folder in (ORIGINAL, AI):
@@ -92,11 +103,19 @@ class PairWriter:
         self._failures = JsonlAppender(failures_path)
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        for appender in (self._manifest, self._failures):
-            if appender is not None:
-                appender.close()
-        self._lock.__exit__()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+            else:  # already failing: finish the whole pairs in hand, without masking the first error
+                for future in self._pending:
+                    future.exception()
+        finally:
+            self._pool.shutdown(wait=True)
+            for appender in (self._manifest, self._failures):
+                if appender is not None:
+                    appender.close()
+            self._lock.__exit__()
 
     def _remove_own_temporaries(self) -> None:
         """Temporaries of a killed run of this shard; other shards' temporaries may be in use and stay."""
@@ -116,6 +135,19 @@ class PairWriter:
         }
 
     def write_pair(self, row: dict, original: Image.Image, ai: Image.Image) -> None:
+        """Queue a pair for the writer thread; raises the error of an earlier write that failed."""
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._write_pair_now, row, original, ai))
+        while len(self._pending) > self.MAX_PENDING:
+            self._pending.popleft().result()
+
+    def flush(self) -> None:
+        """Wait until every queued pair is on disk and in the manifest; raises the first write error."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _write_pair_now(self, row: dict, original: Image.Image, ai: Image.Image) -> None:
         """Both images renamed into place first, then the manifest row: a row always means a whole pair."""
         original_path, ai_path = self.pair_paths(row["id"])
         original_bytes = encode_jpeg(original, self.jpeg_quality, self.jpeg_subsampling)

@@ -445,7 +445,7 @@ def test_errors_no_photo_would_pass_stop_the_run(name, answer, fragments, server
     generator = make_generator(name, f"generator.base_url={server.url}", "generator.concurrency=1")
     generator.load()
     with pytest.raises(UserError) as raised:
-        generator.generate([photo(i) for i in range(4)], [0, 1, 2, 3])
+        generator.generate([generator.prepare(photo(i)) for i in range(4)], [0, 1, 2, 3])
     message = str(raised.value)
     assert "\n" not in message and KEY not in message
     for fragment in fragments:
@@ -459,7 +459,7 @@ def test_gpt_image_omits_unset_options(server, monkeypatch):
         "gpt_image", f"generator.base_url={server.url}", "generator.quality=null", "generator.api_size=256x256"
     )
     generator.load()
-    [result] = generator.generate([photo()], [123])
+    [result] = generator.generate([generator.prepare(photo())], [123])
     assert isinstance(result, Variation) and result.image.size == (256, 256)
     fields = server.requests[0]["fields"]
     assert "input_fidelity" not in fields and "quality" not in fields and "response_format" not in fields
@@ -473,7 +473,7 @@ def test_a_timeout_is_retried_then_skipped(server, monkeypatch):
         "dalle2", f"generator.base_url={server.url}", "generator.timeout=0.3", "generator.max_retries=1"
     )
     generator.load()
-    [result] = generator.generate([photo()], [0])
+    [result] = generator.generate([generator.prepare(photo())], [0])
     assert isinstance(result, SkipImage) and "Timeout" in result.reason and "gave up after 1 retries" in result.reason
     assert len(server.requests) == 2
 

@@ -185,6 +185,15 @@ class OpenAIImages:
     def side(self) -> int:
         return square_side(self.api_size)
 
+    def default_batch_size(self) -> int:
+        """Several rounds of `concurrency` requests per batch, so one slow request idles few slots."""
+        return 4 * self.concurrency
+
+    @property
+    def input_side(self) -> int:
+        """The photo is sent at the request size, so it need not be decoded larger."""
+        return self.side
+
     def describe(self) -> dict:
         """Everything that decides the output; not the endpoint (base_url) and never the key."""
         self.check()
@@ -268,7 +277,11 @@ class OpenAIImages:
     def not_found(self, error: openai.APIStatusError) -> UserError:
         raise NotImplementedError
 
-    def generate(self, images: list[Image.Image], seeds: list[int]) -> list[Variation | SkipImage]:
+    def prepare(self, square: Image.Image) -> bytes:
+        """The photo as the PNG upload, at the request size (encoded on the factory's worker threads)."""
+        return encode_png(square, self.side, self.max_upload_bytes)
+
+    def generate(self, images: list[bytes], seeds: list[int]) -> list[Variation | SkipImage]:
         """One request per photo, `concurrency` at a time; `seeds` are ignored (the APIs take none).
 
         A UserError in any request (bad key, retired model, ...) sets a stop flag that every other request checks
@@ -277,7 +290,7 @@ class OpenAIImages:
         stop = threading.Event()
         fatal: list[UserError] = []
 
-        def task(image: Image.Image) -> Variation | SkipImage | None:
+        def task(image: bytes) -> Variation | SkipImage | None:
             if stop.is_set():
                 return None
             try:
@@ -302,9 +315,8 @@ class OpenAIImages:
             raise fatal[0]
         return results
 
-    def request(self, image: Image.Image, stop: threading.Event) -> Variation | SkipImage | None:
+    def request(self, png: bytes, stop: threading.Event) -> Variation | SkipImage | None:
         """Send one photo, retrying what may pass later; None when the stop flag kept it from being sent."""
-        png = encode_png(image, self.side, self.max_upload_bytes)
         retries = 0
         while True:
             if stop.is_set():

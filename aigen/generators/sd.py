@@ -12,18 +12,13 @@ import transformers
 from diffusers import StableDiffusionImageVariationPipeline
 from PIL import Image
 
+from aigen.devices import resolve_device
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Variation
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def resolve_device(device: str) -> torch.device:
-    if device != "auto":
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -52,6 +47,8 @@ class SDImageVariation:
         dtype: str = "auto",
         name: str = "sd",
         weights: str = "pretrained",
+        input_side: int | None = None,
+        compile: bool = False,
     ) -> None:
         if gen_size <= 0 or gen_size % 8:
             raise UserError(f"generator.gen_size={gen_size} must be a positive multiple of 8")
@@ -64,6 +61,8 @@ class SDImageVariation:
         self.device = device
         self.dtype = dtype
         self.weights = weights
+        self.input_side = input_side
+        self.compile = compile
         self._pipe: StableDiffusionImageVariationPipeline | None = None
 
     def describe(self) -> dict:
@@ -82,6 +81,10 @@ class SDImageVariation:
         return (
             f"{self.name}: {count} images with {self.model} ({self.weights} weights), {self.steps} steps, on {device}"
         )
+
+    def default_batch_size(self) -> int:
+        """16 on a GPU (measured near the best images/s for SD at 512 px on an H100), 4 on a CPU."""
+        return 16 if resolve_device(self.device).type == "cuda" else 4
 
     def pretrained_location(self) -> str:
         """What `from_pretrained` loads: the hub id or local folder as configured."""
@@ -108,36 +111,42 @@ class SDImageVariation:
                 "generator.model=/path/to/a/local/copy"
             ) from None
         pipe.set_progress_bar_config(disable=True)
+        if self.compile:
+            # CUDA graphs remove the per-step launch overhead; compiling takes about a minute, once per shape.
+            pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead" if device.type == "cuda" else "default")
         self._pipe = pipe.to(device)
         log.info("loaded %s (%s weights) on %s as %s", self.model, self.weights, device, dtype)
 
-    def clip_input(self, images: list[Image.Image]) -> torch.Tensor:
-        """The model card's preprocessing: tensor in [0, 1], bicubic resize WITHOUT antialiasing, CLIP mean/std.
+    def prepare(self, square: Image.Image) -> torch.Tensor:
+        """The photo's pixels as a uint8 CHW tensor (a copy made on the factory's worker threads).
+
+        No torch arithmetic here: torch ops on several threads at once oversubscribe its thread pool.
+        """
+        return torch.from_numpy(np.array(square, dtype=np.uint8)).permute(2, 0, 1)
+
+    def clip_input(self, pixels: list[torch.Tensor]) -> torch.Tensor:
+        """The model card's preprocessing: [0, 1] floats, bicubic resize WITHOUT antialiasing, CLIP mean/std.
 
         PIL input would go through the feature extractor, which antialiases: not what the model was trained on.
         """
         processor = self._pipe.feature_extractor
         side = self._pipe.image_encoder.config.image_size
-        mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
-        std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
         resized = [
             F.interpolate(
-                torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None],
-                size=(side, side),
-                mode="bicubic",
-                align_corners=False,
-                antialias=False,
+                image[None].float() / 255.0, size=(side, side), mode="bicubic", align_corners=False, antialias=False
             )
-            for image in images
+            for image in pixels
         ]
+        mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
+        std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
         return (torch.cat(resized) - mean) / std
 
-    def generate(self, images: list[Image.Image], seeds: list[int]) -> list[Variation | SkipImage]:
+    def generate(self, inputs: list[torch.Tensor], seeds: list[int]) -> list[Variation | SkipImage]:
         pipe = self._pipe
         generators = [torch.Generator(device=pipe.device).manual_seed(seed) for seed in seeds]
         with torch.inference_mode():
             output = pipe(
-                self.clip_input(images).to(pipe.device),
+                self.clip_input(inputs).to(pipe.device),
                 height=self.gen_size,
                 width=self.gen_size,
                 num_inference_steps=self.steps,

@@ -63,7 +63,14 @@ def build_tiny_pipeline() -> StableDiffusionImageVariationPipeline:
             patch_size=4,
         )
     )
-    # SD v1's own scheduler settings, so the tiny model walks the same timesteps as the real one.
+    return assemble_pipeline(unet, vae, image_encoder, CLIP_IMAGE_SIZE)
+
+
+def assemble_pipeline(
+    unet: UNet2DConditionModel, vae: AutoencoderKL, image_encoder: CLIPVisionModelWithProjection, clip_size: int
+) -> StableDiffusionImageVariationPipeline:
+    """The image-variation pipeline around given networks, with SD v1's scheduler (so any model built here walks
+    the real model's timesteps), a CLIP processor for `clip_size`, and no safety checker."""
     scheduler = PNDMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -72,14 +79,13 @@ def build_tiny_pipeline() -> StableDiffusionImageVariationPipeline:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    feature_extractor = CLIPImageProcessor(size=CLIP_IMAGE_SIZE, crop_size=CLIP_IMAGE_SIZE)
     return StableDiffusionImageVariationPipeline(
         vae=vae,
         image_encoder=image_encoder,
         unet=unet,
         scheduler=scheduler,
         safety_checker=None,
-        feature_extractor=feature_extractor,
+        feature_extractor=CLIPImageProcessor(size=clip_size, crop_size=clip_size),
         requires_safety_checker=False,
     )
 
