@@ -1,0 +1,43 @@
+"""Train a real-vs-AI detector on factory datasets, or evaluate one: `python -m aigen.detect task=train|eval`.
+
+    python -m aigen.detect task=train 'train_sets=[DIR,...]' output_dir=RUN
+    python -m aigen.detect task=eval checkpoint=RUN/best.pt 'eval_sets=[DIR1,DIR2]' output_dir=EVAL
+
+Every key is in conf/detect.yaml (see README.md, "Train a detector").
+"""
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from aigen.detector.evaluate import evaluate
+from aigen.detector.train import train
+from aigen.errors import UserError
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+TASKS = {"train": train, "eval": evaluate}
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="detect")
+def main(cfg: DictConfig) -> None:
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        if cfg.task not in TASKS:
+            raise UserError(f"task={cfg.task!r} is not one of {', '.join(TASKS)}")
+        TASKS[cfg.task](cfg)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        if multirun:
+            raise  # Hydra records the failed job and runs the others
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: last.pt holds the last finished epoch; rerun with resume=true to continue", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
