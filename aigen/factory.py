@@ -17,13 +17,12 @@ from pathlib import Path
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 from tqdm import tqdm
 
 from aigen.dataset_record import open_record, record_run
 from aigen.errors import Interrupted, SkipImage, UserError
 from aigen.generators.base import Generator, Variation
-from aigen.preprocess import ImageLoader, to_square
+from aigen.preprocess import ImageLoader, JpegSettings, to_square
 from aigen.records import MANIFEST, Shard, read_rows
 from aigen.report import gallery_rows, write_preview
 from aigen.seeding import per_image_seed, sample_key
@@ -37,10 +36,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Prepared:
-    """A source photo ready for a generator: the square original to save and the generator's input."""
+    """A source photo ready for a generator: the square original, already encoded, and the generator's input."""
 
     item: SourceItem
-    original: Image.Image | None = None
+    original_jpeg: bytes = b""
     model_input: object = None
     skip: SkipImage | None = None
 
@@ -107,11 +106,18 @@ class Preparer:
     """Decodes and crops photos on worker threads, a few batches ahead, so the generator never waits for I/O."""
 
     def __init__(
-        self, loader: ImageLoader, size: int, generator: Generator, workers: int, batches_ahead: int = 2
+        self,
+        loader: ImageLoader,
+        size: int,
+        generator: Generator,
+        jpeg: JpegSettings,
+        workers: int,
+        batches_ahead: int = 2,
     ) -> None:
         self.loader = loader
         self.size = size
         self.generator = generator
+        self.jpeg = jpeg
         # Decode just large enough for both uses, unless the generator needs the full resolution (None).
         self.decode_side = None if generator.input_side is None else max(size, generator.input_side)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare", initializer=lower_priority)
@@ -122,8 +128,8 @@ class Preparer:
             photo = self.loader(item.path, self.decode_side)
         except SkipImage as skip:
             return Prepared(item, skip=skip)
-        original = to_square(photo.image, self.size, photo.square_box())
-        return Prepared(item, original=original, model_input=self.generator.prepare(photo.condition_square()))
+        original = self.jpeg.encode(to_square(photo.image, self.size, photo.square_box()))
+        return Prepared(item, original_jpeg=original, model_input=self.generator.prepare(photo.condition_square()))
 
     def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:
         pending: deque[list[Future]] = deque()
@@ -206,7 +212,7 @@ def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepare
             "seed": seed,
             "size": cfg.size,
         }
-        writer.write_pair(row, p.original, to_square(result.image, cfg.size))
+        writer.write_pair(row, p.original_jpeg, to_square(result.image, cfg.size))
         written += 1
     return BatchResult(written, len(prepared) - written, generated - started, time.perf_counter() - generated)
 
@@ -239,6 +245,7 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     source = build(cfg.source)
     generator: Generator = build(cfg.generator)
     loader: ImageLoader = build(cfg.loader)
+    jpeg = JpegSettings(cfg.jpeg.quality, cfg.jpeg.subsampling)
     tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
     batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -255,7 +262,7 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     config = redact(OmegaConf.to_container(cfg, resolve=True))
     open_record(dataset_dir, content_config(cfg, source.name, generator), config)
     generated = failed = 0
-    with PairWriter(dataset_dir, shard, cfg.jpeg.quality, cfg.jpeg.subsampling) as writer, StopRequest() as stop:
+    with PairWriter(dataset_dir, shard, jpeg) as writer, StopRequest() as stop:
         done = writer.done_ids()
         todo = [item for item in items if item.id not in done]
         print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
@@ -272,7 +279,7 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
 
         # 4. Generate batch by batch; the next batches are decoded meanwhile. (images/s counts from here.)
         started = time.time()
-        preparer = Preparer(loader, cfg.size, generator, cfg.workers)
+        preparer = Preparer(loader, cfg.size, generator, jpeg, cfg.workers)
         progress = tqdm(total=len(todo), unit="pair", desc="pairs", dynamic_ncols=True)
         stage_seconds = {"load": 0.0, "generate": 0.0, "write": 0.0}
         try:

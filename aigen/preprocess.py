@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from aigen.errors import SkipImage
+from aigen.errors import SkipImage, UserError
 
 WHITE = (255, 255, 255)
 JPEG_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -120,8 +120,21 @@ def to_square(image: Image.Image, size: int, box: tuple[float, float, float, flo
     return image.resize((size, size), Image.Resampling.LANCZOS, box=box)
 
 
-def encode_jpeg(image: Image.Image, quality: int, subsampling: str) -> bytes:
-    """JPEG bytes with the given quality and chroma subsampling, no EXIF or ICC, so both classes look alike."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING[subsampling])
-    return buffer.getvalue()
+@dataclass(frozen=True)
+class JpegSettings:
+    """The one JPEG encoder of a dataset: originals and AI images share quality and chroma subsampling, and
+    neither carries EXIF or ICC data, so a detector cannot tell the classes apart by their files."""
+
+    quality: int
+    subsampling: str
+
+    def __post_init__(self) -> None:
+        if self.subsampling not in JPEG_SUBSAMPLING:
+            raise UserError(f"jpeg.subsampling={self.subsampling!r} is not one of {', '.join(JPEG_SUBSAMPLING)}")
+        if not 1 <= self.quality <= 100:
+            raise UserError(f"jpeg.quality={self.quality} must be between 1 and 100")
+
+    def encode(self, image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=self.quality, subsampling=JPEG_SUBSAMPLING[self.subsampling])
+        return buffer.getvalue()

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from aigen.errors import UserError
-from aigen.preprocess import encode_jpeg
+from aigen.preprocess import JpegSettings
 from aigen.records import FAILURES, MANIFEST, JsonlAppender, Shard, read_rows, repair_torn_tail
 from aigen.workers import lower_priority
 
@@ -79,11 +79,10 @@ class PairWriter:
 
     MAX_PENDING = 32
 
-    def __init__(self, dataset_dir: Path, shard: Shard, jpeg_quality: int, jpeg_subsampling: str) -> None:
+    def __init__(self, dataset_dir: Path, shard: Shard, jpeg: JpegSettings) -> None:
         self.dataset_dir = dataset_dir
         self.shard = shard
-        self.jpeg_quality = jpeg_quality
-        self.jpeg_subsampling = jpeg_subsampling
+        self.jpeg = jpeg
         self._lock = DirLock(dataset_dir / f".lock{shard.tag}", what=f"{dataset_dir} (shard {shard.index})")
         self._manifest: JsonlAppender | None = None
         self._failures: JsonlAppender | None = None
@@ -134,11 +133,12 @@ class PairWriter:
             if all(path.exists() for path in self.pair_paths(image_id))
         }
 
-    def write_pair(self, row: dict, original: Image.Image, ai: Image.Image) -> None:
-        """Queue a pair for the writer thread; raises the error of an earlier write that failed."""
+    def write_pair(self, row: dict, original_jpeg: bytes, ai: Image.Image) -> None:
+        """Queue a pair (the original already encoded with `self.jpeg`) for the writer thread; raises the error
+        of an earlier write that failed."""
         while self._pending and self._pending[0].done():
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._write_pair_now, row, original, ai))
+        self._pending.append(self._pool.submit(self._write_pair_now, row, original_jpeg, ai))
         while len(self._pending) > self.MAX_PENDING:
             self._pending.popleft().result()
 
@@ -147,13 +147,11 @@ class PairWriter:
         while self._pending:
             self._pending.popleft().result()
 
-    def _write_pair_now(self, row: dict, original: Image.Image, ai: Image.Image) -> None:
+    def _write_pair_now(self, row: dict, original_jpeg: bytes, ai: Image.Image) -> None:
         """Both images renamed into place first, then the manifest row: a row always means a whole pair."""
         original_path, ai_path = self.pair_paths(row["id"])
-        original_bytes = encode_jpeg(original, self.jpeg_quality, self.jpeg_subsampling)
-        ai_bytes = encode_jpeg(ai, self.jpeg_quality, self.jpeg_subsampling)
-        write_atomic(original_path, original_bytes, self.shard.tag)
-        write_atomic(ai_path, ai_bytes, self.shard.tag)
+        write_atomic(original_path, original_jpeg, self.shard.tag)
+        write_atomic(ai_path, self.jpeg.encode(ai), self.shard.tag)
         self._manifest.append({**row, ORIGINAL: f"{ORIGINAL}/{original_path.name}", AI: f"{AI}/{ai_path.name}"})
 
     def record_failure(self, image_id: str, source: str, stage: str, reason: str) -> None:

@@ -10,10 +10,14 @@ import sys
 import time
 
 import pytest
+from omegaconf import open_dict
 from PIL import Image
 
 from aigen.factory import make_dataset
-from aigen.records import Shard
+from aigen.generators.sd_tiny import TinySDImageVariation
+from aigen.preprocess import JpegSettings
+from aigen.records import Shard, read_rows
+from aigen.seeding import per_image_seed
 from aigen.verify import main as verify_main
 from aigen.verify import verify
 from aigen.writer import PairWriter
@@ -106,7 +110,7 @@ def test_sigint_stops_after_the_batch_with_a_summary(tmp_path):
 def test_second_concurrent_run_refuses(tiny_cfg, tmp_path):
     out = tmp_path / "out"
     make_dataset(tiny_cfg("limit=1", dataset_dir=out))
-    with PairWriter(out, Shard(), 95, "4:2:0"):
+    with PairWriter(out, Shard(), JpegSettings(95, "4:2:0")):
         result = run_cli(*TINY, f"dataset_dir={out}")
     assert result.returncode != 0
     assert "being written by another run" in result.stderr and f"pid {os.getpid()}" in result.stderr
@@ -120,7 +124,8 @@ def test_stale_lock_of_a_killed_run_does_not_block(tiny_cfg, tmp_path):
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from aigen.writer import PairWriter; "
-            "from aigen.records import Shard; w = PairWriter(Path(sys.argv[1]), Shard(), 95, '4:2:0'); "
+            "from aigen.records import Shard; from aigen.preprocess import JpegSettings; "
+            "w = PairWriter(Path(sys.argv[1]), Shard(), JpegSettings(95, '4:2:0')); "
             "w.__enter__(); print('locked', flush=True); time.sleep(600)",
             str(out),
         ],
@@ -175,3 +180,24 @@ def test_verify_catches_missing_truncated_and_phantom_files(tiny_cfg, capsys):
     assert "CORRUPT original/camera.jpg (pair camera): does not decode" in printed
     assert "CORRUPT original/ghost.jpg (pair ghost): missing" in printed
     assert "PROBLEMS FOUND" in printed
+
+
+class OutOfMemoryOnBatches(TinySDImageVariation):
+    """The tiny pipeline, failing like a GPU out of memory on any batch above one image, and always on `coffee`."""
+
+    def generate(self, inputs, seeds):
+        if len(inputs) > 1:
+            raise RuntimeError("CUDA out of memory (batch too large)")
+        if seeds == [per_image_seed(0, "coffee")]:
+            raise RuntimeError("CUDA out of memory (this image)")
+        return super().generate(inputs, seeds)
+
+
+def test_a_failing_batch_is_retried_image_by_image_then_recorded(tiny_cfg):
+    cfg = tiny_cfg("batch_size=4")
+    with open_dict(cfg):
+        cfg.generator._target_ = f"{__name__}.OutOfMemoryOnBatches"
+    summary = make_dataset(cfg)
+    assert (summary.generated, summary.failed) == (N_SAMPLES - 1, 1)
+    failure = read_rows(summary.dataset_dir, "failures")["coffee"]
+    assert failure["stage"] == "generate" and "CUDA out of memory (this image)" in failure["reason"]
