@@ -218,14 +218,17 @@ def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepare
 
 
 def check_failure_ratio(summary: RunSummary, max_failure_ratio: float) -> None:
-    attempted = summary.generated + summary.failed
-    if summary.failed and summary.generated == 0:
+    """Judge the selection as a whole, pairs of earlier runs included: a resume that only meets the photos that
+    failed before is not a failure of its own."""
+    usable = summary.generated + summary.already_done
+    considered = usable + summary.failed
+    if summary.failed and usable == 0:
         raise UserError(
-            f"none of the {attempted} photos could be used; reasons in {summary.dataset_dir}/failures*.jsonl"
+            f"none of the {considered} photos could be used; reasons in {summary.dataset_dir}/failures*.jsonl"
         )
-    if attempted and summary.failed / attempted > max_failure_ratio:
+    if considered and summary.failed / considered > max_failure_ratio:
         raise UserError(
-            f"{summary.failed} of {attempted} photos failed, above max_failure_ratio={max_failure_ratio}; "
+            f"{summary.failed} of {considered} photos failed, above max_failure_ratio={max_failure_ratio}; "
             f"reasons in {summary.dataset_dir}/failures*.jsonl"
         )
 

@@ -80,10 +80,10 @@ class ImageLoader:
                         image.draft(image.mode, (decode_side, decode_side))
                     image.load()
                     decoded_size = image.size
-                    upright = ImageOps.exif_transpose(image)
-                    if upright.size != decoded_size:  # rotated by 90 degrees: so is the full-size shape
+                    ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of a large photo
+                    if image.size != decoded_size:  # rotated by 90 degrees: so is the full-size shape
                         full_size = full_size[::-1]
-                    return Photo(to_rgb(upright), full_size)
+                    return Photo(to_rgb(image), full_size)
         except SkipImage:
             raise
         except Image.DecompressionBombError as error:

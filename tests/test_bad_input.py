@@ -154,6 +154,8 @@ def test_too_many_failures_exit_non_zero(tmp_path):
     assert "Traceback" not in result.stderr
     tolerant = run_cli(*args, "max_failure_ratio=0.9", f"dataset_dir={tmp_path / 'out2'}")
     assert tolerant.returncode == 0, tolerant.stderr
+    resumed = run_cli(*args, "max_failure_ratio=0.9", f"dataset_dir={tmp_path / 'out2'}")
+    assert resumed.returncode == 0, resumed.stderr  # only the bad photos are left: judged with the done ones
 
 
 def test_nothing_usable_exits_non_zero(tmp_path):

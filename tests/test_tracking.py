@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import skimage.data
 
 from conftest import compose_config, run_cli
 
@@ -137,3 +139,30 @@ def test_bad_logger_mode_is_a_one_line_error(tmp_path, wandb_env):
     result = run_cli(*tiny_wandb_args(tmp_path / "out", "logger.mode=sometimes"), env=wandb_env)
     assert result.returncode == 2 and "logger.mode='sometimes'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_failing_sweep_job_is_a_failed_wandb_run_and_the_others_still_run(tmp_path, wandb_env):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "bad.jpg").write_bytes(b"not an image")
+    (photos / "good.png").write_bytes((Path(skimage.data.__file__).parent / "coffee.png").read_bytes())
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = run_cli(
+        "-m", "source=folder", f"source.root={photos}", "generator=sd_tiny", "size=64", "logger=wandb",
+        f"data_dir={tmp_path / 'data'}", "max_failure_ratio=0.1,0.9",
+        cwd=cwd, env=wandb_env,
+    )  # fmt: skip
+    assert result.returncode != 0  # the sweep reports its failed job
+    assert "max_failure_ratio=0.1" in result.stderr
+    runs = offline_runs(cwd / "multirun")
+    assert len(runs) == 2  # the job after the failed one ran too
+    failed, passed = sorted(runs, key=lambda run: run.parent.parent.name)  # job 0 (ratio 0.1), job 1 (ratio 0.9)
+    assert run_exit_code(failed) == 1 and run_exit_code(passed) == 0
+
+
+def run_exit_code(run: Path) -> int:
+    """The exit code W&B recorded when the run finished (from its debug log)."""
+    log = (run / "logs" / "debug.log").read_text()
+    [code] = re.findall(r"got exitcode: (\d+)", log)[-1:]
+    return int(code)
