@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from aigen.errors import Interrupted, UserError
+from aigen.errors import Interrupted, one_line_errors
 from aigen.factory import make_dataset
 
 # conf/hydra/launcher/submitit_*.yaml override the launcher plugin's schemas of the same name on purpose,
@@ -24,12 +24,8 @@ def main(cfg: DictConfig) -> None:
     sweep_group = f"sweep-{Path(hydra_config.sweep.dir).as_posix().replace('/', '-')}"
     multirun = hydra_config.mode == RunMode.MULTIRUN
     try:
-        make_dataset(cfg, run_dir=run_dir, group=sweep_group if multirun else None)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        if multirun:
-            raise  # Hydra records the failed job and runs the others; exiting here would end the sweep
-        sys.exit(2)
+        with one_line_errors(multirun):
+            make_dataset(cfg, run_dir=run_dir, group=sweep_group if multirun else None)
     except Interrupted as stop:
         print(f"interrupted: {stop}", file=sys.stderr)
         sys.exit(128 + stop.signal_number)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from aigen.detector.evaluate import evaluate
 from aigen.detector.train import train
-from aigen.errors import UserError
+from aigen.errors import UserError, one_line_errors
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 TASKS = {"train": train, "eval": evaluate}
@@ -26,14 +26,10 @@ TASKS = {"train": train, "eval": evaluate}
 def main(cfg: DictConfig) -> None:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        if cfg.task not in TASKS:
-            raise UserError(f"task={cfg.task!r} is not one of {', '.join(TASKS)}")
-        TASKS[cfg.task](cfg)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        if multirun:
-            raise  # Hydra records the failed job and runs the others
-        sys.exit(2)
+        with one_line_errors(multirun):
+            if cfg.task not in TASKS:
+                raise UserError(f"task={cfg.task!r} is not one of {', '.join(TASKS)}")
+            TASKS[cfg.task](cfg)
     except KeyboardInterrupt:
         print("interrupted: last.pt holds the last finished epoch; rerun with resume=true to continue", file=sys.stderr)
         sys.exit(130)

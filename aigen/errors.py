@@ -1,5 +1,9 @@
 """Errors that carry a message for the user, not a stack trace."""
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class UserError(Exception):
     """A mistake the user can fix (bad path, bad option, missing model): printed as one line, exit code 2."""
@@ -20,3 +24,16 @@ class Interrupted(Exception):
     def __init__(self, signal_number: int) -> None:
         super().__init__(f"stopped by signal {signal_number}; rerun the same command to resume")
         self.signal_number = signal_number
+
+
+@contextmanager
+def one_line_errors(multirun: bool) -> Iterator[None]:
+    """A UserError ends the program as one `error: ...` line and exit code 2. In a Hydra multirun it is raised
+    after that line instead, so that Hydra records the failed job and still runs the others."""
+    try:
+        yield
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        if multirun:
+            raise
+        sys.exit(2)
