@@ -126,10 +126,11 @@ class Preparer:
     def prepare(self, item: SourceItem) -> Prepared:
         try:
             photo = self.loader(item.path, self.decode_side)
+            model_input = self.generator.prepare(photo.condition_square())
         except SkipImage as skip:
             return Prepared(item, skip=skip)
         original = self.jpeg.encode(to_square(photo.image, self.size, photo.square_box()))
-        return Prepared(item, original_jpeg=original, model_input=self.generator.prepare(photo.condition_square()))
+        return Prepared(item, original_jpeg=original, model_input=model_input)
 
     def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:
         pending: deque[list[Future]] = deque()

@@ -22,8 +22,11 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from aigen.errors import SkipImage, UserError
+from aigen.factory import Preparer
 from aigen.generators.base import Variation
 from aigen.generators.openai_images import encode_png, one_line, retry_after_seconds
+from aigen.preprocess import ImageLoader, JpegSettings
+from aigen.sources import SourceItem
 from conftest import compose_config, manifest_rows, run_cli
 
 KEY = "sk-test-SECRET"
@@ -495,3 +498,17 @@ def test_retry_after_headers_and_scrubbing():
     in_ten = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 10))
     assert 8 <= retry_after_seconds({"retry-after": in_ten}) <= 11
     assert one_line(f"bad key {KEY}\n and sk-proj-abc123 here", KEY) == "bad key <OPENAI_API_KEY> and sk-*** here"
+
+
+def test_a_photo_that_cannot_be_uploaded_is_skipped_with_its_reason(tmp_path):
+    """The upload PNG is made on the factory's worker threads; a photo it cannot fit is a recorded skip."""
+    generator = make_generator("dalle2")
+    generator.max_upload_bytes = 100  # no PNG of a photo fits: the real encoder gives up at 64 px
+    photo(0).save(tmp_path / "photo.png")
+    preparer = Preparer(ImageLoader(min_side=64), 64, generator, JpegSettings(95, "4:2:0"), workers=1)
+    try:
+        [[prepared]] = list(preparer.stream([SourceItem("photo", tmp_path / "photo.png", "photo.png", "")], 1))
+    finally:
+        preparer.close()
+    assert prepared.skip is not None and prepared.skip.stage == "generate"
+    assert "cannot encode the photo as a PNG under 100 bytes" in prepared.skip.reason
