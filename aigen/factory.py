@@ -200,6 +200,7 @@ def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepare
     results = generate_with_retry(generator, ready, seeds) if ready else []
     generated = time.perf_counter()
     written = 0
+    description = generator.describe()
     for p, seed, result in zip(ready, seeds, results, strict=True):
         if isinstance(result, SkipImage):
             writer.record_failure(p.item.id, p.item.source, result.stage, result.reason)
@@ -208,7 +209,7 @@ def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepare
             "id": p.item.id,
             "source": p.item.source,
             "category": p.item.category,
-            **generator.describe(),
+            **description,
             **result.info,
             "seed": seed,
             "size": cfg.size,
