@@ -23,3 +23,8 @@ def sample_key(sample_seed: int, image_id: str) -> int:
 def gallery_key(image_id: str) -> int:
     """Sort key for gallery picks: depends on the id only, never on a run's seeds."""
     return _hash_int("gallery", image_id)
+
+
+def split_key(seed: int, image_id: str) -> int:
+    """Sort key for the detector's train/validation split by pair (the same for both halves of a pair)."""
+    return _hash_int("split", seed, image_id)

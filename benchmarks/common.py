@@ -43,12 +43,6 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}){gpu}, Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def markdown_table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def report(title: str, table: str, notes: list[str], append: bool) -> None:
     """Print the table; with `append`, add it to BENCHMARKS.md with the command, machine and date."""
     script = Path(sys.argv[0])

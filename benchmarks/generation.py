@@ -21,8 +21,9 @@ from PIL import Image
 from aigen.factory import make_dataset
 from aigen.generators.sd_tiny import TinySDImageVariation
 from aigen.preprocess import ImageLoader
+from aigen.report import markdown_table
 from aigen.seeding import per_image_seed
-from benchmarks.common import ROOT, make_corpus, markdown_table, report
+from benchmarks.common import ROOT, make_corpus, report
 
 
 def factory_images_per_second(corpus: Path, out: Path, overrides: list[str]) -> float:

@@ -28,7 +28,8 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from aigen.generators.sd import SDImageVariation
 from aigen.generators.sd_tiny import assemble_pipeline, build_tiny_pipeline
-from benchmarks.common import markdown_table, report
+from aigen.report import markdown_table
+from benchmarks.common import report
 
 
 def full_size_pipeline() -> StableDiffusionImageVariationPipeline:

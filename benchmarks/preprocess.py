@@ -19,8 +19,9 @@ from PIL import Image
 
 from aigen.factory import Preparer
 from aigen.preprocess import ImageLoader, JpegSettings
+from aigen.report import markdown_table
 from aigen.sources import SourceItem
-from benchmarks.common import best_of, make_corpus, markdown_table, report
+from benchmarks.common import best_of, make_corpus, report
 
 SIZE = 256
 JPEG = JpegSettings(95, "4:2:0")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from PIL import Image, ImageFilter
 
 from aigen.errors import UserError
 from aigen.records import MANIFEST, read_rows
+from aigen.seeding import split_key
 
 LABELS = {"original": 0, "ai": 1}  # AI is the positive class of every metric
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,10 +52,6 @@ def dataset_dirs(paths: list[str] | str, key: str) -> list[Path]:
     if not paths:
         raise UserError(f"{key} is empty: give dataset dirs made by run.py, e.g. '{key}=[data/processed/DIR]'")
     return [Path(to_absolute_path(str(Path(path).expanduser()))).resolve() for path in paths]
-
-
-def split_key(seed: int, image_id: str) -> bytes:
-    return hashlib.sha256(f"split:{seed}:{image_id}".encode("utf-8", "surrogateescape")).digest()
 
 
 def split_ids(ids: set[str], val_fraction: float, seed: int) -> set[str]:

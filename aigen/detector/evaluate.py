@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from aigen.detector.data import Pair, PairImages, dataset_dirs, load_pairs
 from aigen.detector.metrics import binary_metrics
 from aigen.detector.model import load_detector
-from aigen.detector.report import COLUMNS, draw_confusion, markdown_table, write_table
+from aigen.detector.report import COLUMNS, draw_confusion, results_markdown, write_table
 from aigen.detector.runtime import loader, resolve_precision, score
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
@@ -77,7 +77,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
                 columns,
                 [[*(row[key] for key in COLUMNS), tracker.image(row["confusion_png"])] for row in rows],
             )
-    print(markdown_table(rows), end="")
+    print(results_markdown(rows), end="")
     print(f"done: evaluated {cfg.checkpoint} on {len(rows)} dataset(s) -> {markdown_path}, {csv_path}")
     print(f"confusion matrices: {', '.join(str(row['confusion_png']) for row in rows)}")
     return rows

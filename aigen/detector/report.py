@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from aigen.detector.data import LABELS
 from aigen.detector.metrics import Confusion
+from aigen.report import markdown_table
 
 COLUMNS = ("dataset", "split", "accuracy", "precision", "recall", "f1", "roc_auc", "n")
 SPLIT_NOTE = (
@@ -33,14 +34,13 @@ def write_table(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({key: formatted(row[key]) for key in COLUMNS} for row in rows)
-    markdown_path.write_text(markdown_table(rows) + f"\n{SPLIT_NOTE}\n", encoding="utf-8")
+    markdown_path.write_text(results_markdown(rows) + f"\n{SPLIT_NOTE}\n", encoding="utf-8")
     return csv_path, markdown_path
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(formatted(row[key]) for key in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+def results_markdown(rows: list[dict]) -> str:
+    """The cross-dataset table, one row per evaluated dataset, in COLUMNS order."""
+    return markdown_table(COLUMNS, [[formatted(row[key]) for key in COLUMNS] for row in rows]) + "\n"
 
 
 def centered_text(draw: ImageDraw.ImageDraw, center: tuple[float, float], text: str, font, fill: str) -> None:
