@@ -26,8 +26,7 @@ def main(cfg: DictConfig) -> None:
     try:
         with one_line_errors(multirun):
             make_dataset(cfg, run_dir=run_dir, group=sweep_group if multirun else None)
-    except Interrupted as stop:
-        print(f"interrupted: {stop}", file=sys.stderr)
+    except Interrupted as stop:  # make_dataset said so before its totals; the exit code tells a scheduler
         sys.exit(128 + stop.signal_number)
 
 

@@ -13,8 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from aigen.errors import UserError
-from aigen.records import FAILURES, MANIFEST, read_rows
-from aigen.writer import write_atomic
+from aigen.records import FAILURES, MANIFEST, read_rows, write_atomic
 
 DATASET_JSON = "dataset.json"
 PACKAGES = ("aigen", "torch", "diffusers", "transformers", "pillow", "openai", "hydra-core", "wandb")
@@ -78,36 +77,54 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return changes
 
 
-def open_record(dataset_dir: Path, content: dict, config: dict) -> None:
-    """Create dataset.json for a new dir, or check that an existing dir was made by the same content config."""
+def check_record(dataset_dir: Path, content: dict, shard_count: int) -> None:
+    """Refuse, before any work and without writing, a dir made by another content config or shard layout."""
+    existing = _read(dataset_dir) if dataset_dir.is_dir() else None
+    if existing is None:
+        strangers = (
+            [p.name for p in dataset_dir.iterdir() if not p.name.startswith(".")] if dataset_dir.is_dir() else []
+        )
+        if strangers:
+            raise UserError(
+                f"{dataset_dir} is not empty and has no {DATASET_JSON} (found {', '.join(sorted(strangers)[:3])}"
+                "); refusing to write into a folder aigen did not make"
+            )
+        return
+    if existing["fingerprint"] != fingerprint(content):
+        changes = "; ".join(_differences(existing["content"], content))
+        raise UserError(
+            f"{dataset_dir} was made by a different config ({changes}); pass dataset_dir=... to write a new "
+            "dataset, or rerun with the original settings to resume"
+        )
+    layout = existing.get("shard_count", shard_count)
+    if layout != shard_count:
+        raise UserError(
+            f"{dataset_dir} is written with shard.count={layout}, this run has shard.count={shard_count}: "
+            f"runs with different shard counts would split its pairs differently; use shard.count={layout} or "
+            "another dataset_dir"
+        )
+
+
+def create_record(dataset_dir: Path, content: dict, config: dict, shard_count: int) -> None:
+    """Create the dir and its dataset.json, once the run really starts (checked again under the lock, since
+    another shard may have created it meanwhile)."""
     dataset_dir.mkdir(parents=True, exist_ok=True)
     with _record_lock(dataset_dir):
-        existing = _read(dataset_dir)
-        if existing is None:
-            strangers = [p.name for p in dataset_dir.iterdir() if not p.name.startswith(".")]
-            if strangers:
-                raise UserError(
-                    f"{dataset_dir} is not empty and has no {DATASET_JSON} (found {', '.join(sorted(strangers)[:3])}"
-                    "); refusing to write into a folder aigen did not make"
-                )
+        check_record(dataset_dir, content, shard_count)
+        if _read(dataset_dir) is None:
             _write(
                 dataset_dir,
                 {
                     "fingerprint": fingerprint(content),
                     "content": content,
                     "config": config,
+                    "shard_count": shard_count,
                     "versions": package_versions(),
                     "git_commit": git_commit(),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "runs": [],
                     "counts": {"pairs": 0, "failed": 0},
                 },
-            )
-        elif existing["fingerprint"] != fingerprint(content):
-            changes = "; ".join(_differences(existing["content"], content))
-            raise UserError(
-                f"{dataset_dir} was made by a different config ({changes}); pass dataset_dir=... to write a new "
-                "dataset, or rerun with the original settings to resume"
             )
 
 
@@ -123,11 +140,20 @@ def count_records(dataset_dir: Path) -> dict:
     }
 
 
-def record_run(dataset_dir: Path, run: dict) -> dict:
-    """Append this run's stats and refresh the merged totals; the last shard to finish leaves them complete."""
+def start_run(dataset_dir: Path, run: dict) -> None:
+    """Record a run as `running` when it starts, so that one killed before its end is seen as such (status)."""
     with _record_lock(dataset_dir):
         record = _read(dataset_dir)
-        record["runs"].append(run)
+        record["runs"].append({**run, "state": "running"})
+        _write(dataset_dir, record)
+
+
+def record_run(dataset_dir: Path, run: dict) -> dict:
+    """Replace this run's `running` entry (same `run_id`) with its results and refresh the merged totals; the last
+    shard to finish leaves them complete."""
+    with _record_lock(dataset_dir):
+        record = _read(dataset_dir)
+        record["runs"] = [entry for entry in record["runs"] if entry.get("run_id") != run["run_id"]] + [run]
         record["counts"] = count_records(dataset_dir)
         record["versions"] = package_versions()
         record["git_commit"] = git_commit()

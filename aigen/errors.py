@@ -9,6 +9,15 @@ class UserError(Exception):
     """A mistake the user can fix (bad path, bad option, missing model): printed as one line, exit code 2."""
 
 
+class RunStopped(UserError):
+    """A generator error no further photo would pass, raised after part of a batch got its images: `results` holds
+    them (None for photos not sent), so that the factory writes what was already made, or paid for, first."""
+
+    def __init__(self, message: str, results: list) -> None:
+        super().__init__(message)
+        self.results = results
+
+
 class SkipImage(Exception):
     """One source image cannot be used: recorded in failures.jsonl with its stage and reason, the run goes on."""
 

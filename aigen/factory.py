@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
+import os
 import signal
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate, to_absolute_path
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from aigen.dataset_record import open_record, record_run
-from aigen.errors import Interrupted, SkipImage, UserError
+from aigen import identity
+from aigen.dataset_record import check_record, create_record, record_run, start_run
+from aigen.errors import Interrupted, RunStopped, SkipImage, UserError
 from aigen.generators.base import Generator, Variation
+from aigen.identity import content_config
 from aigen.preprocess import ImageLoader, JpegSettings, to_square
-from aigen.records import MANIFEST, Shard, read_rows
+from aigen.records import MANIFEST, read_rows
 from aigen.report import gallery_rows, write_preview
-from aigen.seeding import per_image_seed, sample_key
-from aigen.sources import SourceItem
+from aigen.seeding import per_image_seed
+from aigen.selection import pending, sample
+from aigen.settings import check_settings
+from aigen.sources import SourceItem, with_hashes
 from aigen.tracking import WandbTracker, redact
 from aigen.workers import lower_priority
-from aigen.writer import PairWriter
+from aigen.writer import PairWriter, done_rows
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +64,11 @@ class RunSummary:
     def images_per_second(self) -> float:
         return self.generated / self.seconds if self.seconds > 0 else 0.0
 
-    def line(self) -> str:
+    def line(self, finished: bool = True) -> str:
+        reasons = f" (reasons in {self.dataset_dir}/failures*.jsonl)" if self.failed else ""
         return (
-            f"done: {self.generated} new pairs, {self.already_done} already there, {self.failed} failed "
-            f"({self.images_per_second:.2f} images/s) -> {self.dataset_dir}"
+            f"{'done' if finished else 'so far'}: {self.generated} new pairs, {self.already_done} already there, "
+            f"{self.failed} failed{reasons} ({self.images_per_second:.2f} images/s) -> {self.dataset_dir}"
         )
 
 
@@ -72,29 +80,6 @@ def build(node: DictConfig):
         if isinstance(error.__cause__, UserError):
             raise error.__cause__ from None
         raise
-
-
-def select_items(items: list[SourceItem], limit: int, sample_seed: int, shard: Shard) -> list[SourceItem]:
-    """A seeded random sample of `limit` photos (0 = all), then every `shard.count`-th one by id.
-
-    The sample of N is the first N ids by a hash key, so a larger limit extends a smaller one, and it does not
-    depend on the generation seed: a seed sweep uses the same photos.
-    """
-    if limit:
-        items = sorted(items, key=lambda item: sample_key(sample_seed, item.id))[:limit]
-    ordered = sorted(items, key=lambda item: item.id)
-    return ordered[shard.index :: shard.count]
-
-
-def content_config(cfg: DictConfig, source_name: str, generator: Generator) -> dict:
-    """Everything that decides the bytes of a pair: a dataset dir only ever holds one such config."""
-    return {
-        "source": source_name,
-        "size": cfg.size,
-        "seed": cfg.seed,
-        "jpeg": OmegaConf.to_container(cfg.jpeg, resolve=True),
-        **generator.describe(),
-    }
 
 
 def batches(items: list, size: int) -> Iterator[list]:
@@ -190,33 +175,47 @@ class BatchResult:
 
 
 def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepared], cfg: DictConfig) -> BatchResult:
-    """Generate one batch and write its pairs; skipped photos are recorded with their reason."""
+    """Generate one batch and write its pairs; skipped photos are recorded with their reason. When the generator
+    stops the run (RunStopped), the images it did return are written before the error goes on."""
     for p in prepared:
         if p.skip:
-            writer.record_failure(p.item.id, p.item.source, p.skip.stage, p.skip.reason)
+            writer.record_failure(p.item, p.skip.stage, p.skip.reason)
     ready = [p for p in prepared if not p.skip]
     seeds = [per_image_seed(cfg.seed, p.item.id) for p in ready]
     started = time.perf_counter()
-    results = generate_with_retry(generator, ready, seeds) if ready else []
+    stopped: RunStopped | None = None
+    try:
+        results = generate_with_retry(generator, ready, seeds) if ready else []
+    except RunStopped as error:
+        stopped, results = error, error.results
     generated = time.perf_counter()
-    written = 0
+    written = failed = 0
     description = generator.describe()
     for p, seed, result in zip(ready, seeds, results, strict=True):
+        if result is None:  # not sent: the run stopped first
+            continue
         if isinstance(result, SkipImage):
-            writer.record_failure(p.item.id, p.item.source, result.stage, result.reason)
+            writer.record_failure(p.item, result.stage, result.reason)
+            failed += 1
             continue
         row = {
             "id": p.item.id,
             "source": p.item.source,
+            "source_sha256": p.item.sha256,
             "category": p.item.category,
             **description,
             **result.info,
-            "seed": seed,
             "size": cfg.size,
         }
+        if generator.seeded:
+            row["seed"] = seed
         writer.write_pair(row, p.original_jpeg, to_square(result.image, cfg.size))
         written += 1
-    return BatchResult(written, len(prepared) - written, generated - started, time.perf_counter() - generated)
+    if stopped:
+        writer.flush()
+        raise UserError(str(stopped))
+    failed += len(prepared) - len(ready)
+    return BatchResult(written, failed, generated - started, time.perf_counter() - generated)
 
 
 def check_failure_ratio(summary: RunSummary, max_failure_ratio: float) -> None:
@@ -235,108 +234,150 @@ def check_failure_ratio(summary: RunSummary, max_failure_ratio: float) -> None:
         )
 
 
-def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None = None) -> RunSummary:
-    """Make (or resume) one dataset dir. `run_dir` receives preview.png and W&B files; `group` groups W&B runs."""
-    # 1. Check the settings that can fail before any work is done.
-    if not isinstance(cfg.guidance_scale, int | float):
-        raise UserError(f"guidance_scale={cfg.guidance_scale!r} must be a number")
-    cfg.guidance_scale = float(cfg.guidance_scale)  # `guidance_scale=3` and 3.0 name the same dataset dir
-    if not isinstance(cfg.size, int) or cfg.size <= 0 or cfg.size % 8:
-        raise UserError(f"size={cfg.size} must be a positive multiple of 8 (e.g. 256)")
+@dataclass
+class LoopResult:
+    generated: int = 0
+    failed: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: {"load": 0.0, "generate": 0.0, "write": 0.0})
+
+
+def generate_pairs(
+    todo: list[SourceItem],
+    preparer: Preparer,
+    generator: Generator,
+    writer: PairWriter,
+    cfg: DictConfig,
+    batch_size: int,
+    stop: StopRequest,
+    tracker: WandbTracker | None,
+) -> LoopResult:
+    """Batch by batch until done or asked to stop; the next batches are decoded meanwhile."""
+    result = LoopResult()
+    started = time.time()
+    progress = tqdm(total=len(todo), unit="pair", desc="pairs", dynamic_ncols=True)
     try:
-        shard = Shard(cfg.shard.index, cfg.shard.count)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+        waited = time.perf_counter()
+        for prepared in preparer.stream(todo, batch_size):
+            result.stage_seconds["load"] += time.perf_counter() - waited
+            batch = write_batch(writer, generator, prepared, cfg)
+            result.generated += batch.written
+            result.failed += batch.failed
+            result.stage_seconds["generate"] += batch.generate_seconds
+            result.stage_seconds["write"] += batch.write_seconds
+            progress.update(len(prepared))
+            progress.set_postfix(failed=result.failed)
+            if tracker:
+                tracker.progress(
+                    {
+                        "pairs_done": result.generated,
+                        "failed": result.failed,
+                        "images_per_second": result.generated / (time.time() - started),
+                    }
+                    | {f"seconds/{stage}": seconds for stage, seconds in result.stage_seconds.items()}
+                )
+            if stop.signal_number:
+                break
+            waited = time.perf_counter()
+        writer.flush()
+    finally:
+        progress.close()
+    return result
+
+
+def timestamp(seconds: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
+
+
+def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None = None) -> RunSummary:
+    """Make (or resume) one dataset dir. `run_dir` receives preview.png and W&B files; `group` groups W&B runs.
+
+    Nothing is written before the run really starts: settings, the dataset dir's config, the plan (and its cost)
+    and loading the generator all come first, so a dry run or a failed start leaves no trace.
+    """
+    # 1. Check every setting and build the stages; refuse a dataset dir made by another config (read-only).
+    shard = check_settings(cfg)
     source = build(cfg.source)
     generator: Generator = build(cfg.generator)
     loader: ImageLoader = build(cfg.loader)
     jpeg = JpegSettings(cfg.jpeg.quality, cfg.jpeg.subsampling)
-    tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
+    content = content_config(cfg, source, generator)
     batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"batch_size={cfg.batch_size} must be a positive integer or auto")
+    tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
+    dataset_dir = identity.dataset_dir(cfg, source, generator)
+    cfg.dataset_dir = str(dataset_dir)  # recorded as it was resolved
+    check_record(dataset_dir, content, shard.count)
     log.info("source %s, generator %s", type(source).__name__, type(generator).__name__)
 
-    # 2. Choose the photos: all, or a seeded sample, and this shard's part of them.
-    items = select_items(source.items(), cfg.limit, cfg.sample_seed, shard)
+    # 2. Choose the photos (a seeded sample, this shard's part) and see which pairs are done, by source content.
+    everything = source.items()
     if source.ignored:
-        print(f"ignored {len(source.ignored)} macOS resource-fork files (._*), e.g. {source.ignored[0]}")
+        print(source.ignored_line())
+    selection = sample(everything, cfg.limit, cfg.sample_seed)
+    items = with_hashes([item for item in selection if shard.owns(item.id)], cfg.workers)
+    done = done_rows(dataset_dir)
+    todo = pending(items, done)
+    whole = len(todo) if shard.count == 1 else None
+    if generator.paid and shard.count > 1:  # money is bounded over the whole dataset
+        whole = len(pending(with_hashes(selection, cfg.workers), done))
+    print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
+    print(generator.plan(len(todo), whole))
+    if getattr(generator, "dry_run", False):
+        print("dry run: nothing was sent or written")
+        return RunSummary(dataset_dir, len(items), len(items) - len(todo), 0, 0, 0.0)
 
-    # 3. Open the dataset dir: same content config or refuse; skip finished pairs.
-    dataset_dir = Path(to_absolute_path(cfg.dataset_dir))
+    # 3. Load the generator, then open the dataset dir: the run really starts here.
+    if todo:
+        generator.load()
     config = redact(OmegaConf.to_container(cfg, resolve=True))
-    open_record(dataset_dir, content_config(cfg, source.name, generator), config)
-    generated = failed = 0
-    with PairWriter(dataset_dir, shard, jpeg) as writer, StopRequest() as stop:
-        done = writer.done_ids()
-        todo = [item for item in items if item.id not in done]
-        print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
-        print(generator.plan(len(todo)))
-        if getattr(generator, "dry_run", False):
-            print("dry run: nothing was sent or written")
-            return RunSummary(dataset_dir, len(items), len(items) - len(todo), 0, 0, 0.0)
-        if todo:
-            generator.load()
+    create_record(dataset_dir, content, config, shard.count)
+    started = time.time()
+    run = {
+        "run_id": uuid.uuid4().hex,
+        "shard": [shard.index, shard.count],
+        "started": timestamp(started),
+        "pid": os.getpid(),
+    }
+    source_ids = {item.id for item in everything if shard.owns(item.id)}
+    with PairWriter(dataset_dir, shard, jpeg, source_ids) as writer, StopRequest() as stop:
+        start_run(dataset_dir, run)
+        todo = pending(items, done_rows(dataset_dir))  # again under the lock: another run may have finished some
         if tracker:
             # The shards of one dataset share a W&B group, unless a sweep or the config names one.
             shard_group = dataset_dir.name if shard.count > 1 else None
             tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
-
-        # 4. Generate batch by batch; the next batches are decoded meanwhile. (images/s counts from here.)
-        started = time.time()
         preparer = Preparer(loader, cfg.size, generator, jpeg, cfg.workers)
-        progress = tqdm(total=len(todo), unit="pair", desc="pairs", dynamic_ncols=True)
-        stage_seconds = {"load": 0.0, "generate": 0.0, "write": 0.0}
         try:
-            waited = time.perf_counter()
-            for prepared in preparer.stream(todo, batch_size):
-                stage_seconds["load"] += time.perf_counter() - waited
-                batch = write_batch(writer, generator, prepared, cfg)
-                generated, failed = generated + batch.written, failed + batch.failed
-                stage_seconds["generate"] += batch.generate_seconds
-                stage_seconds["write"] += batch.write_seconds
-                progress.update(len(prepared))
-                progress.set_postfix(failed=failed)
-                if tracker:
-                    elapsed = time.time() - started
-                    tracker.progress(
-                        {"pairs_done": generated, "failed": failed, "images_per_second": generated / elapsed}
-                        | {f"seconds/{stage}": seconds for stage, seconds in stage_seconds.items()}
-                    )
-                if stop.signal_number:
-                    break
-                waited = time.perf_counter()
-            writer.flush()
-        except OSError as error:
+            loop = generate_pairs(todo, preparer, generator, writer, cfg, batch_size, stop, tracker)
+        except BaseException as error:
             if tracker:
                 tracker.abort()
-            if error.errno != errno.ENOSPC:
-                raise
-            raise UserError(f"disk full while writing {dataset_dir}: free some space and rerun to resume") from None
-        except BaseException:
-            if tracker:
-                tracker.abort()
+            with contextlib.suppress(OSError):  # best effort: the disk may be full
+                record_run(dataset_dir, run | {"state": "failed", "finished": timestamp(), "error": repr(error)})
+            if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+                raise UserError(f"disk full while writing {dataset_dir}: free some space and rerun to resume") from None
             raise
         finally:
-            progress.close()
             preparer.close()
 
-    # 5. Record the run in dataset.json, show the gallery, say what happened.
-    summary = RunSummary(dataset_dir, len(items), len(items) - len(todo), generated, failed, time.time() - started)
+    # 4. Record the run in dataset.json, show the gallery, say what happened.
+    summary = RunSummary(
+        dataset_dir, len(items), len(items) - len(todo), loop.generated, loop.failed, time.time() - started
+    )
     record = record_run(
         dataset_dir,
-        {
-            "shard": [shard.index, shard.count],
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        run
+        | {
+            "state": "interrupted" if stop.signal_number else "finished",
+            "finished": timestamp(),
             "selected": summary.selected,
             "already_done": summary.already_done,
-            "generated": generated,
-            "failed": failed,
-            "ignored": len(source.ignored),
+            "generated": loop.generated,
+            "failed": loop.failed,
+            "ignored": {why: vars(ignored) for why, ignored in source.ignored.items()},
             "interrupted": bool(stop.signal_number),
             "images_per_second": round(summary.images_per_second, 4),
-            "seconds_per_stage": {stage: round(seconds, 3) for stage, seconds in stage_seconds.items()},
+            "seconds_per_stage": {stage: round(seconds, 3) for stage, seconds in loop.stage_seconds.items()},
+            "generator": generator.stats(),
         },
     )
     gallery = gallery_rows(read_rows(dataset_dir, MANIFEST), cfg.gallery_size)
@@ -348,9 +389,14 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
             tracker.finish(record["counts"], dataset_dir, gallery, failed=True)
         raise
     if tracker:
-        totals = record["counts"] | {"generated": generated, "images_per_second": summary.images_per_second}
+        totals = record["counts"] | {"generated": loop.generated, "images_per_second": summary.images_per_second}
         tracker.finish(totals, dataset_dir, gallery, failed=bool(stop.signal_number))
-    print(summary.line())
+    if stop.signal_number:
+        print(f"interrupted by {signal.Signals(stop.signal_number).name}: rerun the same command to resume")
+    print(summary.line(finished=not stop.signal_number))
+    for note, number in generator.stats().items():
+        if number:
+            print(f"{note.replace('_', ' ')}: {number}")
     if preview:
         print(f"preview: {preview}")
     if stop.signal_number:

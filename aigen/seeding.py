@@ -20,6 +20,11 @@ def sample_key(sample_seed: int, image_id: str) -> int:
     return _hash_int("sample", sample_seed, image_id)
 
 
+def shard_key(image_id: str) -> int:
+    """Which shard a photo belongs to (modulo the shard count): the id alone decides, never the other photos."""
+    return _hash_int("shard", image_id)
+
+
 def gallery_key(image_id: str) -> int:
     """Sort key for gallery picks: depends on the id only, never on a run's seeds."""
     return _hash_int("gallery", image_id)

@@ -5,16 +5,28 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import os
+import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hydra.utils import to_absolute_path
+from PIL import Image
 
 from aigen.errors import UserError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+# Formats Pillow can open that hold data or documents rather than photos (or that it only identifies).
+NOT_PHOTO_FORMATS = frozenset({"BUFR", "EPS", "FITS", "GRIB", "HDF5", "IPTC", "MPEG", "PDF", "WMF"})
+# Extensions taken as photos without opening them (the common case stays a plain directory walk); any other file
+# is opened once to see whether Pillow recognises its content.
+PHOTO_EXTENSIONS = frozenset(
+    extension
+    for extension, image_format in Image.registered_extensions().items()
+    if image_format in Image.OPEN and image_format not in NOT_PHOTO_FORMATS
+)
 APPLE_DOUBLE_PREFIX = "._"  # macOS resource forks in some archive mirrors: metadata, not photos
+EXAMPLES_KEPT = 5
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,51 @@ class SourceItem:
     path: Path
     source: str
     category: str
+    sha256: str = ""  # of the file's bytes, filled in by `with_hashes` for the selected photos
+
+
+def file_sha256(path: Path) -> str:
+    """The source photo's identity: a changed file under a known name is a different photo. Unreadable files hash
+    to "" and are recorded when the loader fails on them."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def with_hashes(items: list[SourceItem], workers: int) -> list[SourceItem]:
+    """The items with their `sha256`, hashed on `workers` threads (hashlib releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
+        digests = list(pool.map(file_sha256, [item.path for item in items]))
+    return [replace(item, sha256=digest) for item, digest in zip(items, digests, strict=True)]
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether Pillow recognises the file's content as a photo (the header only: nothing is decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                return image.format not in NOT_PHOTO_FORMATS
+    except Exception:  # noqa: BLE001 - anything Pillow cannot identify is simply not a photo
+        return False
+
+
+@dataclass
+class Ignored:
+    """Files of the source folder that are not photos: counted, with a few examples for the summary."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, path: str) -> None:
+        self.count += 1
+        if len(self.examples) < EXAMPLES_KEPT:
+            self.examples.append(path)
 
 
 def flat_id(relative_path: str) -> str:
@@ -56,17 +113,25 @@ def _with_unique_ids(candidates: list[tuple[str, Path, str]]) -> list[SourceItem
 
 
 class FolderSource:
-    """Every image file below `root`, found recursively; extensions match case-insensitively.
+    """Every photo below `root`, found recursively and recognised by content: files with a photo extension
+    (case-insensitive) are taken, any other file is opened once to see whether Pillow can read it.
 
     Symlinked folders are followed once (a loop cannot hang the scan); broken symlinks are kept as items so
     that loading them records a reason instead of losing them silently.
+
+    `name` (default: the folder's own name) names the dataset dir; `identity` (default: the folder's absolute
+    path) goes into the dataset's fingerprint, so that two folders never merge into one dataset dir unless they
+    are given the same identity on purpose (e.g. a copy of the photos moved elsewhere).
     """
 
-    def __init__(self, root: str, name: str = "folder", missing_hint: str = "") -> None:
-        self.name = name
-        self.root = Path(to_absolute_path(root))
+    def __init__(self, root: str, name: str | None = None, identity: str | None = None, missing_hint: str = "") -> None:
+        if root is None or str(root).strip() == "":
+            raise UserError("source.root is not set: source=folder needs source.root=/path/to/photos")
+        self.root = Path(to_absolute_path(os.path.expanduser(str(root))))
+        self.name = name or self.root.name or "root"
+        self.identity = identity or str(self.root)
         self.missing_hint = missing_hint
-        self.ignored: list[str] = []
+        self.ignored: dict[str, Ignored] = defaultdict(Ignored)
 
     def items(self) -> list[SourceItem]:
         if not self.root.is_dir():
@@ -77,8 +142,13 @@ class FolderSource:
             relative = path.relative_to(self.root).as_posix()
             candidates.append((flat_id(relative), path, relative))
         if not candidates:
-            raise UserError(f"no images found under {self.root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            raise UserError(f"no images found under {self.root} ({self.ignored_line() or 'the folder is empty'})")
         return _with_unique_ids(candidates)
+
+    def ignored_line(self) -> str:
+        """`ignored 3 files that are not images (e.g. a.txt, b.csv)`, or "" when nothing was ignored."""
+        parts = [f"{ignored.count} {why} (e.g. {', '.join(ignored.examples)})" for why, ignored in self.ignored.items()]
+        return "ignored " + "; ".join(parts) if parts else ""
 
     def _image_files(self) -> list[Path]:
         found = []
@@ -95,12 +165,14 @@ class FolderSource:
             visited_dirs.add((stat.st_dev, stat.st_ino))
             dirnames.sort()
             for filename in sorted(filenames):
-                if os.path.splitext(filename)[1].lower() not in IMAGE_EXTENSIONS:
-                    continue
+                path = Path(folder) / filename
+                relative = path.relative_to(self.root).as_posix()
                 if filename.startswith(APPLE_DOUBLE_PREFIX):
-                    self.ignored.append(os.path.join(folder, filename))
-                    continue
-                found.append(Path(folder) / filename)
+                    self.ignored["macOS resource forks (._*)"].add(relative)
+                elif os.path.splitext(filename)[1].lower() in PHOTO_EXTENSIONS or is_image_file(path):
+                    found.append(path)
+                else:
+                    self.ignored["files that are not images"].add(relative)
         return found
 
 
@@ -109,7 +181,7 @@ class SampleSource(FolderSource):
 
     def __init__(self, package: str, files: list[str], name: str = "samples") -> None:
         root = importlib.resources.files(package)
-        super().__init__(root=str(root), name=name)
+        super().__init__(root=str(root), name=name, identity=f"package {package}")
         self.files = list(files)
 
     def _image_files(self) -> list[Path]:

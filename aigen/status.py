@@ -3,11 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import json
 import sys
 from pathlib import Path
 
 from aigen.dataset_record import DATASET_JSON, count_records
+from aigen.records import Shard
+
+
+def shard_is_running(dataset_dir: Path, index: int, count: int) -> bool:
+    """Whether a process holds the shard's writer lock (the kernel drops it when the process dies)."""
+    lock = dataset_dir / f".lock{Shard(index, count).tag}"
+    if not lock.exists():
+        return False
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                return True
+            raise
+        return False
+
+
+def run_state(dataset_dir: Path, run: dict) -> str:
+    """finished / interrupted (Ctrl-C, SIGTERM) / running / killed (started, never finished, no process)."""
+    state = run.get("state") or ("interrupted" if run.get("interrupted") else "finished")
+    if state == "running" and not shard_is_running(dataset_dir, *run["shard"]):
+        return f"killed (started {run['started']}, never finished; rerun to resume)"
+    if state == "running":
+        return f"running since {run['started']} (pid {run.get('pid')})"
+    if state == "failed":
+        return f"failed {run['finished']}: {run.get('error')}"
+    return f"{state} {run['finished']}, {run['generated']} generated, {run['already_done']} already done, " + (
+        f"{run['failed']} failed of {run['selected']}"
+    )
 
 
 def last_runs_by_shard(runs: list[dict]) -> dict[tuple[int, int], dict]:
@@ -32,14 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     latest = last_runs_by_shard(record["runs"])
     for (index, count), run in sorted(latest.items()):
-        state = "interrupted" if run.get("interrupted") else "finished"
-        print(
-            f"  shard {index} of {count}: {state} {run['finished']}, {run['generated']} generated, "
-            f"{run['already_done']} already done, {run['failed']} failed of {run['selected']}"
-        )
+        print(f"  shard {index} of {count}: {run_state(args.dataset_dir, run)}")
     shard_counts = {count for _, count in latest}
     for count in sorted(shard_counts):
-        done = [i for i in range(count) if (i, count) in latest and not latest[(i, count)].get("interrupted")]
+        done = [i for i in range(count) if (i, count) in latest and latest[(i, count)].get("state") == "finished"]
         missing = sorted(set(range(count)) - set(done))
         print(f"  {len(done)} of {count} shards finished" + (f"; not yet: {missing}" if missing else ""))
     for reason, number in counts["failure_reasons"].items():

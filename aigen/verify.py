@@ -1,6 +1,8 @@
 """`python -m aigen.verify DATASET_DIR`: check that a dataset dir is whole and consistent; exit 1 on problems.
 
-Corruption (a manifest row whose files are missing, do not decode or have the wrong size) is always a problem.
+Corruption (a manifest row whose files are missing, do not decode or have the wrong size) is always a problem, and
+so are records that are not exact: a pair with more than one manifest row, a photo with more than one failure row,
+or a failure row for a photo that has a pair.
 Leftovers of an interrupted run (pair files not in the manifest yet, temporary files) are harmless and a rerun
 clears them; `--allow-incomplete` reports them without failing.
 """
@@ -9,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from aigen.dataset_record import DATASET_JSON, count_records
-from aigen.records import MANIFEST, read_rows, record_files
+from aigen.records import FAILURES, MANIFEST, read_jsonl, read_rows, record_files
 from aigen.writer import AI, ORIGINAL
 
 
@@ -45,6 +48,22 @@ def check_image(path: Path, size: int) -> str | None:
     return None
 
 
+def record_problems(dataset_dir: Path) -> list[str]:
+    """Duplicate rows (over every shard's file, read raw) and failure rows of photos that have a pair."""
+    problems = []
+    ids = {
+        kind: Counter(row["id"] for path in record_files(dataset_dir, kind) for row in read_jsonl(path))
+        for kind in (MANIFEST, FAILURES)
+    }
+    for kind, counter in ids.items():
+        for image_id, rows in sorted(counter.items()):
+            if rows > 1:
+                problems.append(f"{kind}: {rows} rows for {image_id} (one is expected)")
+    for image_id in sorted(set(ids[FAILURES]) & set(ids[MANIFEST])):
+        problems.append(f"{FAILURES}: stale row for {image_id}, which has a pair")
+    return problems
+
+
 def verify(dataset_dir: Path) -> Report:
     report = Report()
     if not (dataset_dir / DATASET_JSON).is_file():
@@ -53,6 +72,7 @@ def verify(dataset_dir: Path) -> Report:
     for path in record_files(dataset_dir, MANIFEST):
         if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
             report.incomplete.append(f"{path.name}: torn last line (a killed run; the next run repairs it)")
+    report.corrupt += record_problems(dataset_dir)
     rows = read_rows(dataset_dir, MANIFEST)
     report.pairs = len(rows)
     recorded: set[str] = set()

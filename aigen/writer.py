@@ -15,24 +15,35 @@ from PIL import Image
 
 from aigen.errors import UserError
 from aigen.preprocess import JpegSettings
-from aigen.records import FAILURES, MANIFEST, JsonlAppender, Shard, read_rows, repair_torn_tail
+from aigen.records import (
+    FAILURES,
+    MANIFEST,
+    JsonlAppender,
+    Shard,
+    compact,
+    read_rows,
+    repair_torn_tail,
+    write_atomic,
+)
+from aigen.sources import SourceItem
 from aigen.workers import lower_priority
 
 ORIGINAL, AI = "original", "ai"
 
 
-def write_atomic(path: Path, data: bytes, tmp_tag: str = "") -> None:
-    """Write to a hidden temporary name, fsync, rename: readers see the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}{tmp_tag}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def pair_paths(dataset_dir: Path, image_id: str) -> tuple[Path, Path]:
+    return (dataset_dir / ORIGINAL / f"{image_id}.jpg", dataset_dir / AI / f"{image_id}.jpg")
+
+
+def pair_on_disk(dataset_dir: Path, image_id: str) -> bool:
+    return all(path.exists() for path in pair_paths(dataset_dir, image_id))
+
+
+def done_rows(dataset_dir: Path) -> dict[str, dict]:
+    """Manifest rows (any shard) whose two files are still there; nothing when the dir does not exist yet."""
+    if not dataset_dir.is_dir():
+        return {}
+    return {key: row for key, row in read_rows(dataset_dir, MANIFEST).items() if pair_on_disk(dataset_dir, key)}
 
 
 class DirLock:
@@ -75,14 +86,19 @@ class PairWriter:
 
     Pairs are encoded and written (with their fsyncs) in order on one background thread, so that disk waits
     overlap generation; at most MAX_PENDING pairs wait, and a write error surfaces at the next call or `flush`.
+
+    The shard's record files are compacted when it opens (after a killed run) and when it closes cleanly: the
+    manifest keeps one row per pair on disk (the latest), the failures file one row per photo that has no pair
+    now (the latest reason), limited to `source_ids` (the shard's photos still in the source) when given.
     """
 
     MAX_PENDING = 32
 
-    def __init__(self, dataset_dir: Path, shard: Shard, jpeg: JpegSettings) -> None:
+    def __init__(self, dataset_dir: Path, shard: Shard, jpeg: JpegSettings, source_ids: set[str] | None = None) -> None:
         self.dataset_dir = dataset_dir
         self.shard = shard
         self.jpeg = jpeg
+        self.source_ids = source_ids
         self._lock = DirLock(dataset_dir / f".lock{shard.tag}", what=f"{dataset_dir} (shard {shard.index})")
         self._manifest: JsonlAppender | None = None
         self._failures: JsonlAppender | None = None
@@ -94,10 +110,10 @@ class PairWriter:
             (self.dataset_dir / folder).mkdir(parents=True, exist_ok=True)
         self._lock.__enter__()
         self._remove_own_temporaries()
-        manifest_path = self.shard.record_file(self.dataset_dir, MANIFEST)
-        failures_path = self.shard.record_file(self.dataset_dir, FAILURES)
-        for path in (manifest_path, failures_path):
+        for path in self._record_paths():
             repair_torn_tail(path)
+        self._compact()
+        manifest_path, failures_path = self._record_paths()
         self._manifest = JsonlAppender(manifest_path)
         self._failures = JsonlAppender(failures_path)
         return self
@@ -114,24 +130,30 @@ class PairWriter:
             for appender in (self._manifest, self._failures):
                 if appender is not None:
                     appender.close()
-            self._lock.__exit__()
+            try:
+                if exc_type is None:
+                    self._compact()
+            finally:
+                self._lock.__exit__()
+
+    def _record_paths(self) -> tuple[Path, Path]:
+        return self.shard.record_file(self.dataset_dir, MANIFEST), self.shard.record_file(self.dataset_dir, FAILURES)
+
+    def _compact(self) -> None:
+        """One manifest row per pair on disk; one failure row per photo of the source that has no pair now."""
+        manifest_path, failures_path = self._record_paths()
+        compact(manifest_path, lambda row: pair_on_disk(self.dataset_dir, row["id"]))
+        paired = done_rows(self.dataset_dir)
+        compact(
+            failures_path,
+            lambda row: row["id"] not in paired and (self.source_ids is None or row["id"] in self.source_ids),
+        )
 
     def _remove_own_temporaries(self) -> None:
         """Temporaries of a killed run of this shard; other shards' temporaries may be in use and stay."""
         for folder in (ORIGINAL, AI):
             for tmp in (self.dataset_dir / folder).glob(f".*{self.shard.tag}.tmp"):
                 tmp.unlink(missing_ok=True)
-
-    def pair_paths(self, image_id: str) -> tuple[Path, Path]:
-        return (self.dataset_dir / ORIGINAL / f"{image_id}.jpg", self.dataset_dir / AI / f"{image_id}.jpg")
-
-    def done_ids(self) -> set[str]:
-        """Ids with a manifest row (any shard) whose two files are still there."""
-        return {
-            image_id
-            for image_id in read_rows(self.dataset_dir, MANIFEST)
-            if all(path.exists() for path in self.pair_paths(image_id))
-        }
 
     def write_pair(self, row: dict, original_jpeg: bytes, ai: Image.Image) -> None:
         """Queue a pair (the original already encoded with `self.jpeg`) for the writer thread; raises the error
@@ -149,10 +171,12 @@ class PairWriter:
 
     def _write_pair_now(self, row: dict, original_jpeg: bytes, ai: Image.Image) -> None:
         """Both images renamed into place first, then the manifest row: a row always means a whole pair."""
-        original_path, ai_path = self.pair_paths(row["id"])
+        original_path, ai_path = pair_paths(self.dataset_dir, row["id"])
         write_atomic(original_path, original_jpeg, self.shard.tag)
         write_atomic(ai_path, self.jpeg.encode(ai), self.shard.tag)
         self._manifest.append({**row, ORIGINAL: f"{ORIGINAL}/{original_path.name}", AI: f"{AI}/{ai_path.name}"})
 
-    def record_failure(self, image_id: str, source: str, stage: str, reason: str) -> None:
-        self._failures.append({"id": image_id, "source": source, "stage": stage, "reason": reason})
+    def record_failure(self, item: SourceItem, stage: str, reason: str) -> None:
+        self._failures.append(
+            {"id": item.id, "source": item.source, "source_sha256": item.sha256, "stage": stage, "reason": reason}
+        )

@@ -1,9 +1,12 @@
 """Every config group option composes and instantiates; the CLI prints its config."""
 
+from pathlib import Path
+
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from aigen.identity import dataset_dir
 from conftest import compose_config, run_cli
 
 SOURCES = ["indoor", "samples", "folder"]
@@ -18,7 +21,7 @@ def test_every_option_composes(source, generator, logger, tmp_path):
     root = [f"source.root={tmp_path}"] if source != "samples" else []
     cfg = compose_config(f"source={source}", f"generator={generator}", f"logger={logger}", *root)
     assert OmegaConf.to_container(cfg, resolve=True)
-    assert instantiate(cfg.source).name == cfg.source.name
+    assert instantiate(cfg.source).name == (cfg.source.name or tmp_path.name)
     generator_object = instantiate(cfg.generator)
     assert generator_object.describe()["generator"] == generator
     assert instantiate(cfg.loader).min_side == cfg.size
@@ -30,7 +33,21 @@ def test_defaults_are_the_real_job():
     assert cfg.generator.model == "lambdalabs/sd-image-variations-diffusers"
     assert cfg.generator.revision == "v2.0"
     assert (cfg.generator.steps, cfg.guidance_scale, cfg.generator.gen_size, cfg.size) == (50, 3.0, 512, 256)
-    assert cfg.dataset_dir == "data/processed/indoor-sd-256-g3.0-s0"
+    path = dataset_dir(cfg, instantiate(cfg.source), instantiate(cfg.generator))
+    assert path.relative_to(Path.cwd()).as_posix() == "data/processed/indoor-sd-256-g3.0-s0"
+
+
+@pytest.mark.parametrize(
+    ("generator", "name"),
+    [
+        ("dalle2", "indoor-dalle2-256-dall-e-2-512x512"),
+        ("gpt_image", "indoor-gpt_image-256-gpt-image-2.6-sunburst-1024x1024-medium-png-p"),
+    ],
+)
+def test_api_dataset_dirs_are_named_by_what_decides_their_pixels(generator, name):
+    cfg = compose_config(f"generator={generator}", "seed=7", "guidance_scale=9")
+    path = dataset_dir(cfg, instantiate(cfg.source), instantiate(cfg.generator))
+    assert path.name.startswith(name) and "s7" not in path.name and "g9" not in path.name
 
 
 def test_demo_experiment_composes():

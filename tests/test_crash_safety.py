@@ -18,6 +18,7 @@ from aigen.generators.sd_tiny import TinySDImageVariation
 from aigen.preprocess import JpegSettings
 from aigen.records import Shard, read_rows
 from aigen.seeding import per_image_seed
+from aigen.status import main as status_main
 from aigen.verify import main as verify_main
 from aigen.verify import verify
 from aigen.writer import PairWriter
@@ -63,12 +64,14 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kill_after", [1, 3, 6])
-def test_sigkill_at_any_point_then_rerun_completes_identically(tmp_path, reference, kill_after):
+def test_sigkill_at_any_point_then_rerun_completes_identically(tmp_path, reference, kill_after, capsys):
     out = tmp_path / "out"
     process = start_run(out)
     wait_for_pairs(out, kill_after, process)
     process.kill()
     process.wait()
+    assert status_main([str(out)]) == 0
+    assert "shard 0 of 1: killed (started" in capsys.readouterr().out
 
     report = verify(out)
     assert report.corrupt == [], report.corrupt
@@ -98,8 +101,11 @@ def test_sigint_stops_after_the_batch_with_a_summary(tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGINT
-    assert "Traceback" not in stderr and "interrupted:" in stderr
-    assert "done: " in stdout
+    assert "Traceback" not in stderr
+    lines = stdout.splitlines()
+    interrupted = next(i for i, line in enumerate(lines) if line.startswith("interrupted by SIGINT"))
+    totals = next(i for i, line in enumerate(lines) if line.startswith("so far: "))
+    assert interrupted < totals and not any(line.startswith("done: ") for line in lines)
     record = json.loads((out / "dataset.json").read_text())
     assert record["runs"][-1]["interrupted"] is True
     assert verify_main([str(out)]) == 0

@@ -41,6 +41,7 @@ def test_model_not_loadable_offline(tmp_path):
         env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
     )
     assert_one_line_error(result, "lambdalabs/sd-image-variations-diffusers", "HF_HUB_OFFLINE", "generator.model=")
+    assert not (tmp_path / "o").exists()  # a failed start leaves no trace
 
 
 def test_bad_generator_setting_is_one_line(tmp_path):

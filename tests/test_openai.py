@@ -12,6 +12,7 @@ import email.policy
 import hashlib
 import io
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +25,7 @@ from PIL import Image
 from aigen.errors import SkipImage, UserError
 from aigen.factory import Preparer
 from aigen.generators.base import Variation
-from aigen.generators.openai_images import encode_png, one_line, retry_after_seconds
+from aigen.generators.openai_images import encode_png, one_line
 from aigen.preprocess import ImageLoader, JpegSettings
 from aigen.sources import SourceItem
 from conftest import compose_config, manifest_rows, run_cli
@@ -318,7 +319,7 @@ def test_requests_in_flight_never_exceed_concurrency(tmp_path, server):
 def test_a_run_above_max_cost_refuses_before_sending(tmp_path, server):
     result, out, _ = run(tmp_path, server, "generator.max_cost=0.1")
     assert_one_line_error(result, "estimated cost $0.14", "generator.max_cost=$0.10", "nothing was sent")
-    assert server.requests == [] and not ai_images(out)
+    assert server.requests == [] and not out.exists()
 
 
 def test_dry_run_prints_the_plan_and_sends_nothing_without_a_key(tmp_path, server):
@@ -326,13 +327,37 @@ def test_dry_run_prints_the_plan_and_sends_nothing_without_a_key(tmp_path, serve
     assert result.returncode == 0, result.stderr
     assert "8 images from dall-e-2 at 512x512" in result.stdout and "estimated cost $0.14" in result.stdout
     assert "ABOVE max_cost" in result.stdout and "dry run: nothing was sent" in result.stdout
-    assert server.requests == [] and not ai_images(out)
+    assert server.requests == [] and not out.exists()  # no dir, no dataset.json, no lock
 
 
 def test_a_missing_key_is_one_line_and_nothing_is_sent(tmp_path, server):
     result, out, _ = run(tmp_path, server, key=None)
     assert_one_line_error(result, "OPENAI_API_KEY is not set", "generator.dry_run=true")
-    assert server.requests == [] and not ai_images(out)
+    assert server.requests == [] and not out.exists()
+
+
+def test_a_quota_error_mid_batch_keeps_the_images_that_came_back(tmp_path, server):
+    quota = api_error(429, "You exceeded your current quota", "insufficient_quota")
+    server.script = lambda request: quota if request["photo_index"] == 3 else None
+    result, out, _ = run(tmp_path, server, "generator.concurrency=1", "batch_size=8")
+    assert_one_line_error(result, "insufficient_quota")
+    assert len(server.requests) == 4  # the quota error is not retried, and nothing is sent after it
+    rows = manifest_rows(out)
+    assert len(rows) == 3 and len(ai_images(out)) == 3  # paid for: written
+    assert sorted(row["request_id"] for row in rows) == server.issued_ids[:3]
+    assert not failures(out)  # the quota is not the photo's fault
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_no_network_stops_after_a_few_photos(tmp_path, concurrency):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    closed = FakeOpenAI.__new__(FakeOpenAI)
+    closed.url = f"http://127.0.0.1:{port}/v1"
+    result, out, _ = run(tmp_path, closed, "generator.max_retries=1", f"generator.concurrency={concurrency}")
+    assert_one_line_error(result, f"cannot reach 127.0.0.1:{port}", "photos in a row failed to connect")
+    assert len(failures(out)) < SAMPLES and not ai_images(out)
 
 
 def test_a_rerun_pays_only_for_what_is_missing(tmp_path, server):
@@ -477,8 +502,10 @@ def test_a_timeout_is_retried_then_skipped(server, monkeypatch):
     )
     generator.load()
     [result] = generator.generate([generator.prepare(photo())], [0])
-    assert isinstance(result, SkipImage) and "Timeout" in result.reason and "gave up after 1 retries" in result.reason
-    assert len(server.requests) == 2
+    assert isinstance(result, SkipImage) and "timed out after 0.3 s" in result.reason
+    assert "gave up after 1 retries" in result.reason and "2 request(s) timed out" in result.reason
+    assert "may have been billed" in result.reason
+    assert len(server.requests) == 2 and generator.stats() == {"possibly_billed_timeouts": 2}
 
 
 def test_png_is_shrunk_under_the_upload_limit():
@@ -490,13 +517,7 @@ def test_png_is_shrunk_under_the_upload_limit():
         assert image.size == (512, 512)
 
 
-def test_retry_after_headers_and_scrubbing():
-    assert retry_after_seconds({"retry-after": "1"}) == 1.0
-    assert retry_after_seconds({"retry-after": "0.25"}) == 0.25
-    assert retry_after_seconds({"retry-after-ms": "700", "retry-after": "9"}) == 0.7
-    assert retry_after_seconds({}) is None
-    in_ten = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 10))
-    assert 8 <= retry_after_seconds({"retry-after": in_ten}) <= 11
+def test_messages_are_scrubbed_of_keys():
     assert one_line(f"bad key {KEY}\n and sk-proj-abc123 here", KEY) == "bad key <OPENAI_API_KEY> and sk-*** here"
 
 

@@ -1,4 +1,4 @@
-"""Shards: disjoint balanced subsets, concurrent writers into one dir, and real SLURM / submitit jobs."""
+"""Shards: disjoint subsets by id hash, concurrent writers into one dir, and real SLURM / submitit jobs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aigen.factory import select_items
 from aigen.records import Shard
+from aigen.selection import select_items
 from aigen.sources import SourceItem
 from aigen.status import main as status_main
 from aigen.verify import main as verify_main
@@ -34,7 +34,6 @@ def test_shards_partition_the_ids(count, limit):
     parts = [{item.id for item in select_items(items(count), limit, 0, Shard(i, 4))} for i in range(4)]
     assert set().union(*parts) == everything
     assert sum(len(part) for part in parts) == len(everything)  # no overlap
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
     reordered = list(reversed(items(count)))
     assert [{i.id for i in select_items(reordered, limit, 0, Shard(k, 4))} for k in range(4)] == parts
 
@@ -84,7 +83,8 @@ def test_concurrent_shards_write_the_unsharded_dataset(tmp_path, unsharded, caps
 
 
 def test_a_shard_with_no_images_is_not_an_error(tmp_path):
-    result = run_cli(*TINY, "limit=2", "shard.count=4", "shard.index=3", f"dataset_dir={tmp_path / 'o'}")
+    # The sample of 2 is motorcycle_left and chelsea, whose ids hash to shards 3 and 0: shard 1 gets nothing.
+    result = run_cli(*TINY, "limit=2", "shard.count=4", "shard.index=1", f"dataset_dir={tmp_path / 'o'}")
     assert result.returncode == 0, result.stderr
     assert "0 photos selected" in result.stdout
 

@@ -13,7 +13,7 @@ from transformers import ResNetConfig, ResNetForImageClassification
 
 from aigen.detector.data import LABELS, Preprocess
 from aigen.errors import UserError
-from aigen.writer import write_atomic
+from aigen.records import write_atomic
 
 CHECKPOINT_FORMAT = "aigen-detector-v1"
 ID2LABEL = {index: name for name, index in LABELS.items()}

@@ -19,7 +19,7 @@ from aigen.detector.runtime import autocast, loader, precision_name, resolve_pre
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
-from aigen.writer import write_atomic
+from aigen.records import write_atomic
 
 MONITORS = ("accuracy", "loss")
 

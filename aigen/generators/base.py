@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from PIL import Image
 
@@ -18,24 +17,43 @@ class Variation:
     info: dict = field(default_factory=dict)
 
 
-class Generator(Protocol):
+class Generator:
+    """The interface the factory drives, with the defaults most generators share."""
+
     name: str
-    input_side: int | None  # the side of the square photo it needs; None = full resolution
+    input_side: int | None = None  # the side of the square photo it needs; None = full resolution
+    seeded: bool = True  # whether the per-image seeds decide its pixels (False for APIs that take no seed)
+    paid: bool = False  # whether images cost money: `plan` then gets the count for the whole dataset (all shards)
 
     def describe(self) -> dict:
-        """The settings that decide the output (model, revision, steps, ...): fingerprinted and recorded per pair."""
+        """The settings that decide the output (model, revision, steps, ...): fingerprinted and recorded per pair.
+        Raises UserError for a bad setting: the factory calls it before any work."""
+        raise NotImplementedError
 
-    def plan(self, count: int) -> str:
-        """One line saying what generating `count` images will do (and, for paid APIs, cost; refused over budget)."""
+    def dir_tags(self) -> list[str]:
+        """Short parts of the default dataset dir name for the settings that decide the pixels (e.g. `g3.0`)."""
+        return []
+
+    def plan(self, count: int, whole: int | None = None) -> str:
+        """One line saying what generating `count` images will do; `whole` is the count still missing over all
+        shards (None when not computed). Paid APIs print the cost and refuse a `whole` over budget."""
+        return f"{self.name}: {count} images"
 
     def default_batch_size(self) -> int:
         """What `batch_size=auto` means for this generator on this machine."""
+        return 1
 
     def load(self) -> None:
         """Heavy set-up (model weights, credentials), done only when there is work to do."""
 
     def prepare(self, square: Image.Image) -> object:
         """One square photo as this generator's input (a tensor, PNG bytes, ...); runs on worker threads."""
+        return square
 
     def generate(self, inputs: list, seeds: list[int]) -> list[Variation | SkipImage]:
         """One result per prepared input, in order; a SkipImage says why that photo got no variation."""
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        """Counts to record with the run in dataset.json (e.g. requests that may have been billed)."""
+        return {}

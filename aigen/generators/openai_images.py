@@ -5,13 +5,15 @@ OpenAI retires image models (DALL-E 2 left its API on 2026-05-12), so no model n
 
 - The key comes only from the environment (`OPENAI_API_KEY`); it is never stored in a config, a manifest row, a
   log line or an error message (messages from the server are scrubbed of it).
-- `plan()` prices the run from the YAML price table and refuses a run above `max_cost` before anything is sent;
-  `dry_run=true` prints that plan and sends nothing (the factory checks the `dry_run` attribute).
-- Requests of one `generate()` call run on up to `concurrency` threads. 408/409/429/5xx and connection errors are
-  retried up to `max_retries` times, waiting what the server asks (`retry-after-ms` / `retry-after`, up to 120 s)
-  or an exponential backoff; then the photo is skipped with the reason. Other rejections (400: content policy,
-  413, ...) skip the photo without a retry. A refused key (401/403), a missing model or endpoint (404), an empty
-  quota or a setting the API refuses stop the whole run with one line, and no further request is sent.
+- `plan()` prices the whole dataset (all shards, minus the pairs already done) from the YAML price table and
+  refuses a run above `max_cost` before anything is sent; `dry_run=true` prints that plan and sends nothing.
+- Requests of one `generate()` call run on up to `concurrency` threads. Retries are the OpenAI SDK's own
+  (`max_retries`: 408/409/429/5xx and connection errors, waiting what the server's retry-after asks or an
+  exponential backoff); then the photo is skipped with the reason. Other rejections (400: content policy, 413, ...)
+  skip the photo. A refused key (401/403), a missing model or endpoint (404), an empty quota (never retried) or a
+  setting the API refuses stop the whole run with one line, no further request is sent, and the images already
+  received in that batch are still written. A few connection failures in a row (no network) stop the run too.
+- A request that timed out after it was sent may have been billed: the reason says so and the run counts them.
 - The APIs take no seed: the per-image `seeds` the factory passes are not used, so a variation cannot be
   reproduced by rerunning; the pair written is the record.
 """
@@ -20,38 +22,34 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
+import hashlib
 import io
+import json
 import logging
-import math
 import os
-import random
 import re
 import threading
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+import httpx2
 import openai
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, UnidentifiedImageError
 
-from aigen.errors import SkipImage, UserError
-from aigen.generators.base import Variation
+from aigen.errors import RunStopped, SkipImage, UserError
+from aigen.generators.base import Generator, Variation
 from aigen.preprocess import to_square
 
 log = logging.getLogger(__name__)
 
 KEY_ENV = "OPENAI_API_KEY"
-MAX_RETRY_AFTER = 120.0  # seconds; a server asking for a longer wait gets the photo skipped (as the SDK does)
-INITIAL_BACKOFF = 0.5  # seconds before the first retry when the server gives no retry-after; doubles each time
-MAX_BACKOFF = 8.0
-RETRY_STATUS = {408, 409, 429}  # and every 5xx
 # 400s naming one of these parameters are a setting the API refuses (for every photo): stop, do not skip them all.
 SETTING_PARAMS = {"model", "size", "quality", "input_fidelity", "response_format", "n", "prompt", "output_format"}
 PER_IMAGE_CODES = {"content_policy_violation", "moderation_blocked", "image_generation_user_error"}
 STOP_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
+CONNECTION_FAILURES_TO_STOP = 3  # photos in a row whose requests could not connect: no network, stop
 KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_*.\-]{3,}")
 SQUARE_SIZE = re.compile(r"^([1-9][0-9]*)x([1-9][0-9]*)$")
 
@@ -65,32 +63,68 @@ def one_line(text: object, secret: str | None = None, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """The wait a response asks for: `retry-after-ms`, `retry-after` in (fractional) seconds or as an HTTP date."""
-    if not headers:
+def error_code(body: bytes) -> str | None:
+    """`error.code` of an OpenAI error body, or None."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
         return None
-    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(header)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / divisor
-        except ValueError:
-            continue
-        return seconds if math.isfinite(seconds) else MAX_RETRY_AFTER + 1
-    value = headers.get("retry-after")
-    if value:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        return when.timestamp() - time.time()
-    return None
+    return error.get("code") if isinstance(error, Mapping) else None
 
 
-def backoff_seconds(retries_done: int) -> float:
-    """Exponential backoff with up to 25% jitter, for responses that say nothing about when to retry."""
-    return min(INITIAL_BACKOFF * 2.0**retries_done, MAX_BACKOFF) * (1 - 0.25 * random.random())
+class LedgerTransport(httpx2.HTTPTransport):
+    """The SDK's HTTP transport, keeping a ledger per thread of the attempts the SDK's retries send and of those
+    that timed out after the request was sent (OpenAI may have billed those). It also marks an empty quota or
+    billing limit as not retryable (the SDK's own `x-should-retry` header), so the SDK does not retry it."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._local = threading.local()
+
+    def start(self) -> None:
+        self._local.attempts = 0
+        self._local.timed_out = 0
+
+    @property
+    def attempts(self) -> int:
+        return getattr(self._local, "attempts", 0)
+
+    @property
+    def timed_out(self) -> int:
+        return getattr(self._local, "timed_out", 0)
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self._local.attempts = self.attempts + 1
+        try:
+            response = super().handle_request(request)
+        except httpx2.ReadTimeout:
+            self._local.timed_out = self.timed_out + 1
+            raise
+        if response.status_code == 429 and error_code(response.read()) in STOP_CODES:
+            response.headers["x-should-retry"] = "false"
+        return response
+
+
+class ConnectionWatch:
+    """Counts photos in a row whose requests could not connect; a handful means there is no network."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self._in_a_row = 0
+        self._lock = threading.Lock()
+
+    def connected(self) -> None:
+        with self._lock:
+            self._in_a_row = 0
+
+    def failed(self, reason: str) -> None:
+        with self._lock:
+            self._in_a_row += 1
+            if self._in_a_row >= CONNECTION_FAILURES_TO_STOP:
+                raise UserError(
+                    f"cannot reach {self.host}: {self._in_a_row} photos in a row failed to connect ({reason}); "
+                    "check the network, a proxy or generator.base_url, then rerun to resume"
+                )
 
 
 def encode_png(image: Image.Image, side: int, max_bytes: int) -> bytes:
@@ -126,11 +160,14 @@ def error_message(error: openai.APIError) -> str:
     return error.message
 
 
-class OpenAIImages:
+class OpenAIImages(Generator):
     """What DALL-E 2 variations and GPT Image edits share: price, key, client, concurrency, retries, errors.
 
     `seeds` are not used: the image APIs take no seed (see the module docstring).
     """
+
+    seeded = False
+    paid = True
 
     path = ""  # the endpoint, relative to the base URL (for messages)
     max_upload_bytes = 50_000_000
@@ -162,6 +199,10 @@ class OpenAIImages:
         self.concurrency = concurrency
         self._client: openai.OpenAI | None = None
         self._secret: str | None = None
+        self._ledger: LedgerTransport | None = None
+        self._connections = ConnectionWatch(self.host())
+        self._possibly_billed = 0
+        self._count_lock = threading.Lock()
 
     # -- what the factory records and prints ---------------------------------------------------------------
 
@@ -199,6 +240,9 @@ class OpenAIImages:
         self.check()
         return {"generator": self.name, "model": self.model, "api_size": self.api_size}
 
+    def dir_tags(self) -> list[str]:
+        return [self.model, self.api_size]
+
     def price_path(self) -> list[str]:
         return [self.model, self.api_size]
 
@@ -228,23 +272,30 @@ class OpenAIImages:
         parts = urlsplit(url)
         return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else url
 
-    def plan(self, count: int) -> str:
+    def plan(self, count: int, whole: int | None = None) -> str:
+        """`max_cost` bounds the whole dataset: a shard refuses when the images still missing over all shards
+        (`whole`) would cost more, so N shards cannot spend N times the cap."""
         self.check()
         price = self.price_per_image()
-        cost = count * price
+        whole = count if whole is None else whole
+        cost = whole * price
+        scope = f"{whole} images" if whole == count else f"{count} images in this shard, {whole} in all shards"
         line = (
-            f"{self.name}: {count} images from {self.settings_line()} via {self.host()}, estimated cost "
-            f"${cost:.2f} (${price:.4g} per image, generator.max_cost=${self.max_cost:.2f})"
+            f"{self.name}: {scope} from {self.settings_line()} via {self.host()}, estimated cost "
+            f"${cost:.2f} (${price:.4g} per image, generator.max_cost=${self.max_cost:.2f} for the whole dataset)"
         )
         if cost > self.max_cost:
             if self.dry_run:
                 return line + " -- ABOVE max_cost: a real run would refuse to start"
             raise UserError(
-                f"estimated cost ${cost:.2f} for {count} images ({self.settings_line()}, ${price:.4g} each) is above "
-                f"generator.max_cost=${self.max_cost:.2f}; nothing was sent. Raise generator.max_cost, lower "
-                "limit=, or look first with generator.dry_run=true"
+                f"estimated cost ${cost:.2f} for the {whole} images still missing in the whole dataset "
+                f"({self.settings_line()}, ${price:.4g} each) is above generator.max_cost=${self.max_cost:.2f}; "
+                "nothing was sent. Raise generator.max_cost, lower limit=, or look first with generator.dry_run=true"
             )
         return line
+
+    def stats(self) -> dict:
+        return {"possibly_billed_timeouts": self._possibly_billed}
 
     # -- set-up ---------------------------------------------------------------------------------------------
 
@@ -256,7 +307,13 @@ class OpenAIImages:
                 f"{KEY_ENV} is not set: export it in the environment (a key is never read from the config); "
                 "generator.dry_run=true shows the plan and cost without one"
             )
-        options: dict = {"api_key": secret, "timeout": self.timeout, "max_retries": 0}  # retries are ours
+        self._ledger = LedgerTransport()
+        options: dict = {
+            "api_key": secret,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "http_client": openai.DefaultHttpxClient(transport=self._ledger),
+        }
         if self.base_url:
             options["base_url"] = self.base_url
         try:
@@ -284,8 +341,9 @@ class OpenAIImages:
     def generate(self, images: list[bytes], seeds: list[int]) -> list[Variation | SkipImage]:
         """One request per photo, `concurrency` at a time; `seeds` are ignored (the APIs take none).
 
-        A UserError in any request (bad key, retired model, ...) sets a stop flag that every other request checks
-        before it is sent (and that ends retry waits), then is raised once all threads are back.
+        A UserError in any request (bad key, retired model, empty quota, no network) sets a stop flag that every
+        other request checks before it is sent; once all threads are back, RunStopped carries the results that
+        did arrive, so that images already paid for are written before the run stops.
         """
         stop = threading.Event()
         fatal: list[UserError] = []
@@ -294,7 +352,7 @@ class OpenAIImages:
             if stop.is_set():
                 return None
             try:
-                return self.request(image, stop)
+                return self.request(image)
             except UserError as error:
                 stop.set()
                 fatal.append(error)
@@ -312,50 +370,41 @@ class OpenAIImages:
             raise
         pool.shutdown()
         if fatal:
-            raise fatal[0]
+            raise RunStopped(str(fatal[0]), results)
         return results
 
-    def request(self, png: bytes, stop: threading.Event) -> Variation | SkipImage | None:
-        """Send one photo, retrying what may pass later; None when the stop flag kept it from being sent."""
-        retries = 0
-        while True:
-            if stop.is_set():
-                return None
-            delay: float | None = None
-            try:
-                raw = self.send(png)
-            except openai.APIStatusError as error:
-                self.check_fatal(error)
-                failure = f"HTTP {error.status_code}: {one_line(error_message(error), self._secret)}"
-                if error.request_id:
-                    failure += f" (request {error.request_id})"
-                delay, why_not = self.retry_delay(error, retries)
-                failure += why_not
-            except openai.APIConnectionError as error:  # also timeouts: the request may not have reached OpenAI
-                failure = one_line(f"{type(error).__name__}: {error}", self._secret)
-                delay = backoff_seconds(retries)
-            else:
-                return self.variation(raw, retries)
-            if delay is None or retries >= self.max_retries:
-                return SkipImage("generate", failure + (f" (gave up after {retries} retries)" if retries else ""))
-            log.info("%s: %s; retry %d of %d in %.1f s", self.name, failure, retries + 1, self.max_retries, delay)
-            if stop.wait(delay):
-                return None
-            retries += 1
+    def request(self, png: bytes) -> Variation | SkipImage:
+        """Send one photo; the SDK retries what may pass later, what is left is a skip or a UserError."""
+        self._ledger.start()
+        try:
+            raw = self.send(png)
+        except openai.APIStatusError as error:
+            self._connections.connected()
+            self.check_fatal(error)
+            failure = f"HTTP {error.status_code}: {one_line(error_message(error), self._secret)}"
+            if error.request_id:
+                failure += f" (request {error.request_id})"
+            return SkipImage("generate", failure + self.attempts_note())
+        except openai.APITimeoutError:
+            self._connections.connected()
+            return SkipImage("generate", f"timed out after {self.timeout} s{self.attempts_note()}")
+        except openai.APIConnectionError as error:
+            reason = one_line(f"{type(error).__name__}: {error.__cause__ or error}", self._secret)
+            self._connections.failed(reason)
+            return SkipImage("generate", reason + self.attempts_note())
+        finally:
+            if self._ledger.timed_out:
+                with self._count_lock:
+                    self._possibly_billed += self._ledger.timed_out
+        self._connections.connected()
+        return self.variation(raw, self._ledger.attempts - 1, self._ledger.timed_out)
 
-    def retry_delay(self, error: openai.APIStatusError, retries: int) -> tuple[float | None, str]:
-        """(seconds to wait, "") for a retryable error, (None, why not) otherwise."""
-        headers = error.response.headers
-        should = headers.get("x-should-retry")
-        retryable = error.status_code in RETRY_STATUS or error.status_code >= 500
-        if should == "false" or not (retryable or should == "true"):
-            return None, ""
-        wait = retry_after_seconds(headers)
-        if wait is not None and wait > MAX_RETRY_AFTER:
-            return None, f" (retry-after {wait:.0f} s is above {MAX_RETRY_AFTER:.0f} s: not retried)"
-        if wait is not None and wait > 0:
-            return wait, ""
-        return backoff_seconds(retries), ""
+    def attempts_note(self) -> str:
+        """What the SDK's retries did for this photo, and whether OpenAI may have billed it."""
+        note = f" (gave up after {self._ledger.attempts - 1} retries)" if self._ledger.attempts > 1 else ""
+        if self._ledger.timed_out:
+            note += f"; {self._ledger.timed_out} request(s) timed out after being sent and may have been billed"
+        return note
 
     def check_fatal(self, error: openai.APIStatusError) -> None:
         """Raise UserError for what no other photo would pass either: the run stops with one line."""
@@ -381,7 +430,7 @@ class OpenAIImages:
                 f"conf/generator/{self.name}.yaml or on the command line"
             )
 
-    def variation(self, raw, retries: int) -> Variation | SkipImage:
+    def variation(self, raw, retries: int, timed_out: int) -> Variation | SkipImage:
         request_id = raw.headers.get("x-request-id")
         response = raw.parse()
         data = response.data or []
@@ -394,6 +443,8 @@ class OpenAIImages:
         except (binascii.Error, ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
             return SkipImage("generate", f"the returned image does not decode: {error} (request {request_id})")
         info = {"request_id": request_id, "returned_size": f"{image.width}x{image.height}", "retries": retries}
+        if timed_out:
+            info["possibly_billed_timeouts"] = timed_out
         usage = getattr(response, "usage", None)
         if usage is not None:
             info["usage"] = {key: getattr(usage, key, None) for key in ("input_tokens", "output_tokens")}
@@ -465,6 +516,12 @@ class GPTImageEdit(OpenAIImages):
             "output_format": self.output_format,
             "prompt": self.prompt,
         }
+
+    def dir_tags(self) -> list[str]:
+        """Model, size, quality, fidelity and output format as they are; the prompt as a short hash."""
+        prompt = "p" + hashlib.sha256(self.prompt.encode()).hexdigest()[:8]
+        optional = [f"{value}" for value in (self.quality, self.input_fidelity) if value is not None]
+        return [*super().dir_tags(), *optional, self.output_format or "png", prompt]
 
     def price_path(self) -> list[str]:
         return [self.model, self.api_size, str(self.quality)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import diffusers
 import numpy as np
@@ -14,7 +15,7 @@ from PIL import Image
 
 from aigen.devices import resolve_device
 from aigen.errors import SkipImage, UserError
-from aigen.generators.base import Variation
+from aigen.generators.base import Generator, Variation
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,17 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-class SDImageVariation:
+def is_local_path(model: str) -> bool:
+    """A folder rather than a hub id (`org/name`): absolute, relative with `.` or `~`, or not of the form a/b."""
+    return model.startswith(("/", ".", "~")) or model.count("/") != 1 or os.path.isdir(model)
+
+
+def check_whole_number(option: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"generator.{option}={value!r} must be a whole number, at least {low}")
+
+
+class SDImageVariation(Generator):
     """`StableDiffusionImageVariationPipeline` loaded with `from_pretrained` (hub id + revision, or a local path).
 
     The safety checker is off: it replaces flagged images with black squares, which would poison a dataset.
@@ -50,13 +61,19 @@ class SDImageVariation:
         input_side: int | None = None,
         compile: bool = False,
     ) -> None:
-        if gen_size <= 0 or gen_size % 8:
+        check_whole_number("steps", steps, 1)
+        check_whole_number("gen_size", gen_size, 8)
+        if gen_size % 8:
             raise UserError(f"generator.gen_size={gen_size} must be a positive multiple of 8")
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float):
+            raise UserError(f"guidance_scale={guidance_scale!r} must be a number")
+        if weights == "pretrained" and is_local_path(model) and not os.path.isdir(os.path.expanduser(model)):
+            raise UserError(f"generator.model={model!r}: folder does not exist (a hub id looks like org/name)")
         self.name = name
         self.model = model
         self.revision = revision
         self.steps = steps
-        self.guidance_scale = guidance_scale
+        self.guidance_scale = float(guidance_scale)
         self.gen_size = gen_size
         self.device = device
         self.dtype = dtype
@@ -76,7 +93,10 @@ class SDImageVariation:
             "gen_size": self.gen_size,
         }
 
-    def plan(self, count: int) -> str:
+    def dir_tags(self) -> list[str]:
+        return [f"g{self.guidance_scale}"]
+
+    def plan(self, count: int, whole: int | None = None) -> str:
         device = resolve_device(self.device)
         return (
             f"{self.name}: {count} images with {self.model} ({self.weights} weights), {self.steps} steps, on {device}"
@@ -88,7 +108,7 @@ class SDImageVariation:
 
     def pretrained_location(self) -> str:
         """What `from_pretrained` loads: the hub id or local folder as configured."""
-        return self.model
+        return os.path.expanduser(self.model) if is_local_path(self.model) else self.model
 
     def load(self) -> None:
         device = resolve_device(self.device)
@@ -104,18 +124,29 @@ class SDImageVariation:
                 requires_safety_checker=False,
             )
         except (OSError, ValueError) as error:
-            raise UserError(
-                f"cannot load model {self.model!r} (revision {self.revision}): {str(error).splitlines()[0]} "
-                "-- with no network (HF_HUB_OFFLINE=1) it must already be in the Hugging Face cache; download it "
-                "once with `hf download lambdalabs/sd-image-variations-diffusers --revision v2.0` or set "
-                "generator.model=/path/to/a/local/copy"
-            ) from None
+            raise UserError(self.load_error(error)) from None
         pipe.set_progress_bar_config(disable=True)
         if self.compile:
             # CUDA graphs remove the per-step launch overhead; compiling takes about a minute, once per shape.
             pipe.unet = torch.compile(pipe.unet, mode="reduce-overhead" if device.type == "cuda" else "default")
         self._pipe = pipe.to(device)
         log.info("loaded %s (%s weights) on %s as %s", self.model, self.weights, device, dtype)
+
+    def load_error(self, error: Exception) -> str:
+        """One line: what failed, and the way out that fits (a local folder, or the hub cache when offline)."""
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = self.pretrained_location()
+        if is_local_path(where):
+            return f"cannot load model from the folder {where}: {reason}"
+        offline = (
+            " (HF_HUB_OFFLINE is set: only the Hugging Face cache is used)"
+            if os.environ.get("HF_HUB_OFFLINE", "").strip() not in ("", "0")
+            else ""
+        )
+        return (
+            f"cannot load model {self.model!r} (revision {self.revision}){offline}: {reason} -- download it once "
+            f"with `hf download {self.model} --revision {self.revision}`, or set generator.model=/path/to/a/local/copy"
+        )
 
     def prepare(self, square: Image.Image) -> torch.Tensor:
         """The photo's pixels as a uint8 CHW tensor (a copy made on the factory's worker threads).

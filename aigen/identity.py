@@ -1,0 +1,38 @@
+"""What a dataset is: the settings that decide its bytes (fingerprinted in dataset.json) and the default dir
+named after them, so that two configs that make different pixels never share a dataset dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+
+from aigen.generators.base import Generator
+from aigen.sources import FolderSource
+
+
+def content_config(cfg: DictConfig, source: FolderSource, generator: Generator) -> dict:
+    """Everything that decides the bytes of a pair: which photos (the source's identity), the output size and
+    JPEG settings, the generator's settings, and `seed` only where it seeds the generator."""
+    content = {
+        "source": {"name": source.name, "identity": source.identity},
+        "size": cfg.size,
+        "jpeg": OmegaConf.to_container(cfg.jpeg, resolve=True),
+        **generator.describe(),
+    }
+    if generator.seeded:
+        content["seed"] = cfg.seed
+    return content
+
+
+def dataset_dir(cfg: DictConfig, source: FolderSource, generator: Generator) -> Path:
+    """`dataset_dir`, or by default `<data_dir>/processed/<source>-<generator>-<size>-<generator tags>[-s<seed>]`
+    (e.g. `indoor-sd-256-g3.0-s0`, `indoor-dalle2-256-dall-e-2-512x512`)."""
+    if cfg.get("dataset_dir"):
+        return Path(to_absolute_path(str(cfg.dataset_dir)))
+    parts = [source.name, generator.name, str(cfg.size), *generator.dir_tags()]
+    if generator.seeded:
+        parts.append(f"s{cfg.seed}")
+    name = "-".join(part.replace("/", "_") for part in parts)
+    return Path(to_absolute_path(str(cfg.data_dir))) / "processed" / name

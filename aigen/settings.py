@@ -1,0 +1,37 @@
+"""The run's own settings, checked before any work: a bad value is one line naming the key, never a traceback."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from aigen.errors import UserError
+from aigen.records import Shard
+
+
+def whole_number(key: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"{key}={value!r} must be a whole number, at least {low}")
+    return value
+
+
+def check_settings(cfg: DictConfig) -> Shard:
+    """Check (and normalise) the top-level keys of the factory's config; returns this run's shard."""
+    guidance = cfg.guidance_scale
+    if isinstance(guidance, bool) or not isinstance(guidance, int | float):
+        raise UserError(f"guidance_scale={guidance!r} must be a number")
+    cfg.guidance_scale = float(guidance)  # `guidance_scale=3` and 3.0 name the same dataset dir
+    if isinstance(cfg.size, bool) or not isinstance(cfg.size, int) or cfg.size <= 0 or cfg.size % 8:
+        raise UserError(f"size={cfg.size!r} must be a positive multiple of 8 (e.g. 256)")
+    for key, low in (("limit", 0), ("seed", 0), ("sample_seed", 0), ("workers", 1), ("gallery_size", 0)):
+        whole_number(key, cfg[key], low)
+    ratio = cfg.max_failure_ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+        raise UserError(f"max_failure_ratio={ratio!r} must be a number between 0 and 1")
+    if cfg.batch_size != "auto":
+        whole_number("batch_size", cfg.batch_size, 1)
+    index = whole_number("shard.index", cfg.shard.index, 0)
+    count = whole_number("shard.count", cfg.shard.count, 1)
+    try:
+        return Shard(index, count)
+    except ValueError as error:
+        raise UserError(str(error)) from None
