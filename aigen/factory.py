@@ -27,7 +27,8 @@ from aigen.dataset_record import check_record, create_record, record_run, start_
 from aigen.errors import Interrupted, RunStopped, SkipImage, UserError
 from aigen.generators.base import Generator, Variation
 from aigen.identity import content_config
-from aigen.preprocess import ImageLoader, JpegSettings, to_square
+from aigen.pairing import JpegHistory, Pairing, ai_square, original_square, read_jpeg_history
+from aigen.preprocess import ImageLoader, JpegSettings
 from aigen.records import MANIFEST, read_rows
 from aigen.report import gallery_rows, write_preview
 from aigen.seeding import per_image_seed
@@ -43,11 +44,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Prepared:
-    """A source photo ready for a generator: the square original, already encoded, and the generator's input."""
+    """A source photo ready for a generator: the square original, already encoded, the generator's input, and
+    the source's JPEG history when the AI half is to be given it."""
 
     item: SourceItem
     original_jpeg: bytes = b""
     model_input: object = None
+    history: JpegHistory | None = None
     skip: SkipImage | None = None
 
 
@@ -88,7 +91,8 @@ def batches(items: list, size: int) -> Iterator[list]:
 
 
 class Preparer:
-    """Decodes and crops photos on worker threads, a few batches ahead, so the generator never waits for I/O."""
+    """Decodes and crops photos on worker threads, a few batches ahead, so the generator never waits for I/O.
+    The original half takes the path `pairing` chooses (aigen.pairing), and is JPEG-encoded here too."""
 
     def __init__(
         self,
@@ -97,14 +101,18 @@ class Preparer:
         generator: Generator,
         jpeg: JpegSettings,
         workers: int,
+        pairing: Pairing,
         batches_ahead: int = 2,
     ) -> None:
         self.loader = loader
         self.size = size
         self.generator = generator
         self.jpeg = jpeg
-        # Decode just large enough for both uses, unless the generator needs the full resolution (None).
-        self.decode_side = None if generator.input_side is None else max(size, generator.input_side)
+        self.pairing = pairing
+        # Decode just large enough for every use, unless the generator needs the full resolution (None) or the
+        # source's JPEG history is read (its block grid is counted in full-resolution pixels).
+        needs_full = generator.input_side is None or pairing.jpeg_history == "matched"
+        self.decode_side = None if needs_full else max(size, generator.input_side, generator.gen_size)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare", initializer=lower_priority)
         self.batches_ahead = batches_ahead
 
@@ -114,8 +122,9 @@ class Preparer:
             model_input = self.generator.prepare(photo.condition_square())
         except SkipImage as skip:
             return Prepared(item, skip=skip)
-        original = self.jpeg.encode(to_square(photo.image, self.size, photo.square_box()))
-        return Prepared(item, original_jpeg=original, model_input=model_input)
+        original = original_square(photo, self.size, self.generator.gen_size, self.pairing.geometry)
+        history = read_jpeg_history(item.path, photo.square_box()) if self.pairing.jpeg_history == "matched" else None
+        return Prepared(item, original_jpeg=self.jpeg.encode(original), model_input=model_input, history=history)
 
     def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:
         pending: deque[list[Future]] = deque()
@@ -209,7 +218,7 @@ def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepare
         }
         if generator.seeded:
             row["seed"] = seed
-        writer.write_pair(row, p.original_jpeg, to_square(result.image, cfg.size))
+        writer.write_pair(row, p.original_jpeg, ai_square(result.image, cfg.size, p.history))
         written += 1
     if stopped:
         writer.flush()
@@ -300,6 +309,7 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     generator: Generator = build(cfg.generator)
     loader: ImageLoader = build(cfg.loader)
     jpeg = JpegSettings(cfg.jpeg.quality, cfg.jpeg.subsampling)
+    pairing = Pairing(cfg.pairing.geometry, cfg.pairing.jpeg_history)
     content = content_config(cfg, source, generator)
     batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size
     tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
@@ -345,7 +355,7 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
             # The shards of one dataset share a W&B group, unless a sweep or the config names one.
             shard_group = dataset_dir.name if shard.count > 1 else None
             tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
-        preparer = Preparer(loader, cfg.size, generator, jpeg, cfg.workers)
+        preparer = Preparer(loader, cfg.size, generator, jpeg, cfg.workers, pairing)
         try:
             loop = generate_pairs(todo, preparer, generator, writer, cfg, batch_size, stop, tracker)
         except BaseException as error:

@@ -13,12 +13,13 @@ from aigen.sources import FolderSource
 
 
 def content_config(cfg: DictConfig, source: FolderSource, generator: Generator) -> dict:
-    """Everything that decides the bytes of a pair: which photos (the source's identity), the output size and
-    JPEG settings, the generator's settings, and `seed` only where it seeds the generator."""
+    """Everything that decides the bytes of a pair: which photos (the source's identity), the output size, JPEG
+    settings and pair processing, the generator's settings, and `seed` only where it seeds the generator."""
     content = {
         "source": {"name": source.name, "identity": source.identity},
         "size": cfg.size,
         "jpeg": OmegaConf.to_container(cfg.jpeg, resolve=True),
+        "pairing": OmegaConf.to_container(cfg.pairing, resolve=True),
         **generator.describe(),
     }
     if generator.seeded:

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from aigen.factory import Preparer
+from aigen.pairing import Pairing
 from aigen.preprocess import ImageLoader, JpegSettings
 from aigen.report import markdown_table
 from aigen.sources import SourceItem
@@ -38,7 +39,10 @@ def original_style(paths: list[Path], out: Path) -> None:
 
 
 class KeepSquare:
-    """Stands in for a generator in the Preparer: needs `input_side` and keeps the square as its input."""
+    """Stands in for a generator in the Preparer: needs `input_side`, keeps the square as its input, and generates
+    at `SIZE` (so the original is resized once, as in the original-style loop)."""
+
+    gen_size = SIZE
 
     def __init__(self, input_side: int | None) -> None:
         self.input_side = input_side
@@ -50,7 +54,7 @@ class KeepSquare:
 def factory_path(paths: list[Path], out: Path, input_side: int | None, workers: int) -> None:
     """The factory's Preparer decodes, crops and encodes on worker threads; this thread writes the files."""
     loader = ImageLoader(max_pixels=100_000_000, min_side=SIZE, max_aspect=3.0, draft=True)
-    preparer = Preparer(loader, SIZE, KeepSquare(input_side), JPEG, workers)
+    preparer = Preparer(loader, SIZE, KeepSquare(input_side), JPEG, workers, Pairing())
     items = [SourceItem(id=p.stem, path=p, source=p.name, category="") for p in paths]
     try:
         for batch in preparer.stream(items, batch_size=16):

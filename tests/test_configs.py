@@ -10,16 +10,20 @@ from aigen.identity import dataset_dir
 from conftest import compose_config, run_cli
 
 SOURCES = ["indoor", "samples", "folder"]
-GENERATORS = ["sd", "sd_tiny", "dalle2", "gpt_image"]
+GENERATORS = ["sd", "sd_tiny", "dalle2", "gpt_image", "identity", "lossless_twin"]
 LOGGERS = ["none", "wandb"]
 
 
-@pytest.mark.parametrize("source", SOURCES)
-@pytest.mark.parametrize("generator", GENERATORS)
+# lossless_twin pairs a folder of JPEGs with its twins: it needs a source with a root.
+COMBINATIONS = [(s, g) for s in SOURCES for g in GENERATORS if (s, g) != ("samples", "lossless_twin")]
+
+
+@pytest.mark.parametrize(("source", "generator"), COMBINATIONS)
 @pytest.mark.parametrize("logger", LOGGERS)
 def test_every_option_composes(source, generator, logger, tmp_path):
     root = [f"source.root={tmp_path}"] if source != "samples" else []
-    cfg = compose_config(f"source={source}", f"generator={generator}", f"logger={logger}", *root)
+    twins = [f"generator.twins={tmp_path}"] if generator == "lossless_twin" else []
+    cfg = compose_config(f"source={source}", f"generator={generator}", f"logger={logger}", *root, *twins)
     assert OmegaConf.to_container(cfg, resolve=True)
     assert instantiate(cfg.source).name == (cfg.source.name or tmp_path.name)
     generator_object = instantiate(cfg.generator)

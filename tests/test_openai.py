@@ -26,6 +26,7 @@ from aigen.errors import SkipImage, UserError
 from aigen.factory import Preparer
 from aigen.generators.base import Variation
 from aigen.generators.openai_images import encode_png, one_line
+from aigen.pairing import Pairing
 from aigen.preprocess import ImageLoader, JpegSettings
 from aigen.sources import SourceItem
 from conftest import compose_config, manifest_rows, run_cli
@@ -526,7 +527,7 @@ def test_a_photo_that_cannot_be_uploaded_is_skipped_with_its_reason(tmp_path):
     generator = make_generator("dalle2")
     generator.max_upload_bytes = 100  # no PNG of a photo fits: the real encoder gives up at 64 px
     photo(0).save(tmp_path / "photo.png")
-    preparer = Preparer(ImageLoader(min_side=64), 64, generator, JpegSettings(95, "4:2:0"), workers=1)
+    preparer = Preparer(ImageLoader(min_side=64), 64, generator, JpegSettings(95, "4:2:0"), 1, Pairing())
     try:
         [[prepared]] = list(preparer.stream([SourceItem("photo", tmp_path / "photo.png", "photo.png", "")], 1))
     finally:

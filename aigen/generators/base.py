@@ -21,6 +21,7 @@ class Generator:
     """The interface the factory drives, with the defaults most generators share."""
 
     name: str
+    gen_size: int  # the side of the images it returns (the original half passes through it too: aigen.pairing)
     input_side: int | None = None  # the side of the square photo it needs; None = full resolution
     seeded: bool = True  # whether the per-image seeds decide its pixels (False for APIs that take no seed)
     paid: bool = False  # whether images cost money: `plan` then gets the count for the whole dataset (all shards)

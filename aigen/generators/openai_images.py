@@ -231,6 +231,11 @@ class OpenAIImages(Generator):
         return 4 * self.concurrency
 
     @property
+    def gen_size(self) -> int:
+        """The API returns images of the requested size."""
+        return self.side
+
+    @property
     def input_side(self) -> int:
         """The photo is sent at the request size, so it need not be decoded larger."""
         return self.side

@@ -1,0 +1,100 @@
+"""A corpus of real-photo crops saved as web-quality JPEGs, built from photos bundled with scikit-image and
+scikit-learn: the control generators' test bed (tests, `benchmarks/bias.py`), no download.
+
+Crops at seeded random positions and sizes (sides 200-640 px), saved with qualities 70-92 and mostly 4:2:0 chroma
+subsampling like photos on the web, each with a lossless PNG twin of the same pixels (for the `lossless_twin`
+control). The same seed gives the same files.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.datasets import load_sample_images
+
+from aigen.preprocess import to_rgb
+
+# Photographs only (no drawings, charts or microscope slides), all at least MIN_SIDE on both sides.
+PHOTOS = (
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "moon.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "retina.jpg",
+    "rocket.jpg",
+)
+MIN_SIDE, MAX_SIDE = 200, 640
+QUALITIES = (70, 92)
+SUBSAMPLINGS = ((2, 0.75), (0, 0.25))  # (Pillow code, probability): 4:2:0 mostly, some 4:4:4
+
+
+@dataclass(frozen=True)
+class CorpusItem:
+    id: str
+    jpeg: Path  # the source photo as the factory reads it
+    lossless: Path  # the same pixels before JPEG compression
+    quality: int
+
+
+def bundled_photos() -> list[tuple[str, Image.Image]]:
+    """The pool of real photos as (stem, RGB image), greyscale ones converted to RGB."""
+    root = importlib.resources.files("skimage.data")
+    photos = []
+    for name in PHOTOS:
+        with Image.open(str(root / name)) as image:
+            image.load()
+            photos.append((Path(name).stem, to_rgb(image)))
+    samples = load_sample_images()
+    for name, pixels in zip(samples.filenames, samples.images, strict=True):
+        photos.append((Path(name).stem, Image.fromarray(pixels)))
+    return photos
+
+
+def random_crop(photo: Image.Image, rng: np.random.Generator, min_side: int, max_side: int) -> Image.Image:
+    """A crop of random width and height (each in [min_side, max_side], within the photo) at a random place."""
+    width = int(rng.integers(min_side, min(max_side, photo.width) + 1))
+    height = int(rng.integers(min_side, min(max_side, photo.height) + 1))
+    left = int(rng.integers(0, photo.width - width + 1))
+    top = int(rng.integers(0, photo.height - height + 1))
+    return photo.crop((left, top, left + width, top + height))
+
+
+def build_corpus(
+    folder: Path, count: int = 320, seed: int = 0, min_side: int = MIN_SIDE, max_side: int = MAX_SIDE
+) -> list[CorpusItem]:
+    """`count` crops as `folder/jpeg/<id>.jpg` (the source) and `folder/lossless/<id>.png` (its twin).
+
+    The photos take turns, so every photo gives about the same number of crops. A `min_side` of 256 keeps every
+    crop above the factory's default `loader.min_side=${size}` at size 256.
+    """
+    rng = np.random.default_rng(seed)
+    photos = bundled_photos()
+    (folder / "jpeg").mkdir(parents=True, exist_ok=True)
+    (folder / "lossless").mkdir(parents=True, exist_ok=True)
+    codes, weights = zip(*SUBSAMPLINGS, strict=True)
+    items = []
+    for index in range(count):
+        stem, photo = photos[index % len(photos)]
+        crop = random_crop(photo, rng, min_side, max_side)
+        quality = int(rng.integers(QUALITIES[0], QUALITIES[1] + 1))
+        subsampling = int(rng.choice(codes, p=weights))
+        image_id = f"{index:04d}-{stem}"
+        item = CorpusItem(
+            image_id, folder / "jpeg" / f"{image_id}.jpg", folder / "lossless" / f"{image_id}.png", quality
+        )
+        crop.save(item.jpeg, format="JPEG", quality=quality, subsampling=subsampling)
+        crop.save(item.lossless, format="PNG", compress_level=1)
+        items.append(item)
+    return items

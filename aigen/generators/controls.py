@@ -1,0 +1,141 @@
+"""Control generators that generate nothing: any difference between the halves of their pairs is the factory's own.
+
+`identity`: the AI half is the photo itself, resized to `gen_size` (Lanczos) as the factory's condition square
+arrives: exactly what a generator working at `gen_size` would return if it changed nothing. From there it takes
+the generated image's path (to `size`, the shared JPEG encoder), so `python -m aigen.audit` on an identity dataset
+measures what the factory's processing alone lets a detector learn: the geometric path (resampling) and
+everything after it. Both halves come from the same decoded photo, so the source's JPEG history is in both
+and this control cannot see that cue.
+
+`lossless_twin`: isolates the compression-history cue. The source folder holds JPEGs (web photos, as real
+sources are) and `twins` holds each one's lossless original under the same relative path (any lossless format,
+e.g. `a/b.png` for `a/b.jpg`). The factory reads the JPEG for the original half, as it does for every source; the
+AI half is the twin at `gen_size`. The halves then differ only by the source JPEG's compression (the geometry is
+the same as identity's), which is what a real generator's clean output differs by from its JPEG original.
+
+The generator interface hands `prepare` the decoded square only, so the twin is found by the square's exact
+pixels: `load` decodes every source JPEG that has a twin exactly as the factory does (full resolution, upright,
+centred square) and keys the twin by a hash of that square. It needs `input_side: null` (no reduced JPEG
+decode, which would change the pixels). A photo without a twin is a recorded skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from hydra.utils import to_absolute_path
+from PIL import Image, ImageOps
+
+from aigen.errors import SkipImage, UserError
+from aigen.generators.base import Generator, Variation
+from aigen.preprocess import Photo, to_rgb, to_square
+
+LOSSLESS_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".webp")
+JPEG_EXTENSIONS = (".jpg", ".jpeg")
+
+
+class Identity(Generator):
+    """generator=identity: the condition square resized to `gen_size`, nothing generated, no weights, CPU only."""
+
+    seeded = False  # the seeds decide nothing
+    input_side = None
+
+    def __init__(self, gen_size: int = 512, name: str = "identity") -> None:
+        if isinstance(gen_size, bool) or not isinstance(gen_size, int) or gen_size <= 0 or gen_size % 8:
+            raise UserError(f"generator.gen_size={gen_size!r} must be a positive multiple of 8")
+        self.name = name
+        self.gen_size = gen_size
+
+    def describe(self) -> dict:
+        return {"generator": self.name, "model": "none", "weights": "none", "gen_size": self.gen_size}
+
+    def dir_tags(self) -> list[str]:
+        return [f"gen{self.gen_size}"]
+
+    def plan(self, count: int, whole: int | None = None) -> str:
+        return f"{self.name}: {count} control images (the photo itself at {self.gen_size} px; nothing generated)"
+
+    def default_batch_size(self) -> int:
+        return 16
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def prepare(self, square: Image.Image) -> Image.Image:
+        """The resize happens here, on the factory's worker threads."""
+        return to_square(square, self.gen_size)
+
+    def generate(self, inputs: list[Image.Image], seeds: list[int]) -> list[Variation | SkipImage]:
+        return [Variation(image) for image in inputs]
+
+
+def square_key(square: Image.Image) -> str:
+    """The exact pixels of a decoded square, as a short key."""
+    return hashlib.sha256(repr(square.size).encode() + square.tobytes()).hexdigest()
+
+
+def decoded_square(path: Path) -> Image.Image:
+    """The centred square of a photo decoded as the factory's loader does at full resolution: upright, RGB.
+    (Not through ImageLoader itself: constructing one resets Pillow's global decompression-bomb limit.)"""
+    with Image.open(path) as image:
+        image.load()
+        upright = to_rgb(ImageOps.exif_transpose(image))
+    return Photo(upright, upright.size).condition_square()
+
+
+def twin_pairs(source_root: Path, twins_root: Path) -> list[tuple[Path, Path]]:
+    """(source JPEG, lossless twin) for every twin whose relative path, with a JPEG extension, is a source file."""
+    pairs = []
+    for twin in sorted(twins_root.rglob("*")):
+        if twin.suffix.lower() not in LOSSLESS_EXTENSIONS:
+            continue
+        relative = twin.relative_to(twins_root).with_suffix("")
+        for extension in JPEG_EXTENSIONS + tuple(extension.upper() for extension in JPEG_EXTENSIONS):
+            source = source_root / relative.with_suffix(extension)
+            if source.is_file():
+                pairs.append((source, twin))
+                break
+    return pairs
+
+
+class LosslessTwin(Identity):
+    """generator=lossless_twin: the AI half is the source JPEG's lossless twin at `gen_size`."""
+
+    def __init__(
+        self, twins: str | None, source_root: str | None, gen_size: int = 512, name: str = "lossless_twin"
+    ) -> None:
+        super().__init__(gen_size, name)
+        if not twins or not source_root:
+            raise UserError("generator=lossless_twin needs generator.twins=DIR (the lossless twins) and source.root")
+        self.twins_root = Path(to_absolute_path(str(Path(twins).expanduser())))
+        self.source_root = Path(to_absolute_path(str(Path(source_root).expanduser())))
+        self._twins: dict[str, Path] = {}
+
+    def plan(self, count: int, whole: int | None = None) -> str:
+        return f"{self.name}: {count} control images (the lossless twin at {self.gen_size} px; nothing generated)"
+
+    def load(self) -> None:
+        """Key every twin by the exact square the factory will decode from its source JPEG."""
+        if not self.twins_root.is_dir():
+            raise UserError(f"generator.twins={self.twins_root} is not a folder of lossless twins")
+        pairs = twin_pairs(self.source_root, self.twins_root)
+        if not pairs:
+            raise UserError(
+                f"no lossless twin ({', '.join(LOSSLESS_EXTENSIONS)}) in {self.twins_root} has a JPEG of the same "
+                f"relative path under {self.source_root}"
+            )
+        for source, twin in pairs:
+            try:
+                self._twins[square_key(decoded_square(source))] = twin
+            except OSError:
+                continue  # the factory skips it too, with its reason
+
+    def prepare(self, square: Image.Image) -> Image.Image:
+        twin = self._twins.get(square_key(square))
+        if twin is None:
+            raise SkipImage("prepare", f"no lossless twin in {self.twins_root} matches this photo's pixels")
+        twin_square = decoded_square(twin)
+        if twin_square.size != square.size:
+            raise SkipImage("prepare", f"lossless twin {twin} is {twin_square.size}, the photo's square {square.size}")
+        return to_square(twin_square, self.gen_size)

@@ -1,0 +1,293 @@
+"""The bias audit's cues and CLI, the control generators, and pair processing measured on a real-photo corpus."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image, ImageFilter
+
+from aigen import audit
+from aigen.bias_check import ControlRun, control_audit
+from aigen.corpus import build_corpus
+from aigen.errors import SkipImage, UserError
+from aigen.factory import make_dataset as make_factory_dataset
+from aigen.generators.controls import Identity, LosslessTwin, decoded_square
+from aigen.pairing import Pairing, ai_square, compress_like_source, original_square, read_jpeg_history
+from aigen.preprocess import ImageLoader, Photo
+from conftest import compose_config, manifest_rows
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """At least 300 real-photo crops as web JPEGs (and their lossless twins), built once per session."""
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, build_corpus(folder, count=320, min_side=256)
+
+
+def photo(side: int = 256) -> Image.Image:
+    return Image.fromarray(skimage.data.astronaut()).resize((side, side), Image.Resampling.LANCZOS)
+
+
+def jpeg_decoded(image: Image.Image, quality: int) -> tuple[Image.Image, int]:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), len(buffer.getvalue())
+
+
+# The cues on synthetic images.
+
+
+def test_blurring_lowers_high_frequency_energy():
+    sharp = photo()
+    assert audit.high_frequency_energy(sharp.filter(ImageFilter.GaussianBlur(1.5))) < audit.high_frequency_energy(sharp)
+
+
+def test_a_low_quality_jpeg_is_blockier_than_the_lossless_image():
+    lossless = photo()
+    compressed, _ = jpeg_decoded(lossless, 30)
+    assert audit.blockiness(compressed) > audit.blockiness(lossless) + 0.1
+    assert audit.blockiness(lossless) == pytest.approx(1.0, abs=0.1)
+
+
+def test_brightness_and_saturation():
+    image = photo()
+    brighter = Image.fromarray(np.clip(np.asarray(image, np.int16) + 40, 0, 255).astype(np.uint8))
+    assert audit.brightness(brighter) > audit.brightness(image)
+    assert audit.saturation(image.convert("L").convert("RGB")) == 0 < audit.saturation(image)
+
+
+def test_ties_count_half_and_identical_halves_are_not_separable():
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    assert audit.share_ai_greater(values, values) == 0.5
+    assert audit.share_ai_greater(values, values + 1) == 1.0
+    rng = np.random.default_rng(0)
+    cues = rng.uniform(1, 2, size=(40, len(audit.CUES)))
+    ids = [f"p{index}" for index in range(40)]
+    assert audit.classifier_accuracy(ids, cues, cues) == 0.5
+
+
+def test_the_classifier_finds_a_global_cue_one_image_at_a_time():
+    rng = np.random.default_rng(0)
+    original = rng.uniform(1, 2, size=(60, len(audit.CUES)))
+    ai = rng.uniform(1, 2, size=(60, len(audit.CUES)))
+    ai[:, audit.CUE_NAMES.index("brightness")] += 2  # every AI image brighter than every original
+    assert audit.classifier_accuracy([f"p{index}" for index in range(60)], original, ai) > 0.9
+
+
+def test_a_flagged_cue_says_what_a_detector_would_learn():
+    n = 20
+    original = np.ones((n, len(audit.CUES)))
+    ai = original.copy()
+    ai[:, 0] = 0.5  # the AI half has less high-frequency energy in 95% of pairs
+    ai[-1, 0] = 2.0
+    result = audit.audit_values("d", [f"p{index}" for index in range(n)], original, ai)
+    hf = result.cues[0]
+    assert hf.flagged and hf.direction == "blurrier"
+    assert hf.sentence() == (
+        "the AI half is blurrier in 95% of pairs: a detector can learn resampling instead of generation"
+    )
+    assert [r.flagged for r in result.cues[1:]] == [False] * 4
+
+
+# The CLI on a hand-made dataset dir.
+
+
+def make_dataset(folder, pairs: int = 8, blur: float = 1.5):
+    """original/<id>.jpg and a blurred ai/<id>.jpg, a manifest and a dataset.json: all the audit reads."""
+    (folder / "original").mkdir(parents=True)
+    (folder / "ai").mkdir()
+    source = Image.fromarray(skimage.data.astronaut())
+    rows = []
+    for index in range(pairs):
+        image_id = f"crop{index}"
+        square = source.crop((index * 30, index * 20, index * 30 + 256, index * 20 + 256))
+        square.save(folder / "original" / f"{image_id}.jpg", quality=95)
+        square.filter(ImageFilter.GaussianBlur(blur)).save(folder / "ai" / f"{image_id}.jpg", quality=95)
+        rows.append({"id": image_id, "original": f"original/{image_id}.jpg", "ai": f"ai/{image_id}.jpg"})
+    (folder / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "dataset.json").write_text("{}")
+    return folder
+
+
+def test_the_audit_writes_its_report_outside_the_dataset_dir(tmp_path, monkeypatch, capsys):
+    dataset = make_dataset(tmp_path / "blurred")
+    monkeypatch.chdir(tmp_path)
+    assert audit.main([str(dataset)]) == 0
+    out = tmp_path / "audit-blurred"
+    assert sorted(path.name for path in out.iterdir()) == ["audit.csv", "audit.json", "audit.md", "audit.png"]
+    assert sorted(path.name for path in dataset.iterdir()) == ["ai", "dataset.json", "manifest.jsonl", "original"]
+    summary = json.loads((out / "audit.json").read_text())
+    assert summary["pairs"] == 8
+    assert summary["cues"]["hf_energy"]["share_ai_greater"] == 0
+    assert "the AI half is blurrier in 100% of pairs: a detector can learn resampling" in summary["flags"][0]
+    assert "blurrier in 100% of pairs" in (out / "audit.md").read_text()
+    assert (out / "audit.csv").read_text().splitlines()[0] == ",".join(audit.CSV_COLUMNS)
+    with Image.open(out / "audit.png") as png:
+        assert png.size == (3 * audit.PANEL[0], 2 * audit.PANEL[1])
+    assert "FLAG the AI half is blurrier" in capsys.readouterr().out
+
+
+def test_the_audit_logs_to_wandb(tmp_path):
+    dataset = make_dataset(tmp_path / "blurred", pairs=3)
+    assert audit.main([str(dataset), "--out", str(tmp_path / "report"), "--logger", "wandb"]) == 0  # W&B disabled
+
+
+@pytest.mark.parametrize("case", ["missing", "not a dataset", "no pairs", "out inside"])
+def test_user_errors_are_one_line(tmp_path, capsys, case):
+    target, extra = tmp_path / "plain", []
+    target.mkdir()
+    if case == "missing":
+        target = tmp_path / "nowhere"
+    elif case == "no pairs":
+        (target / "dataset.json").write_text("{}")
+    elif case == "out inside":
+        target = make_dataset(tmp_path / "d")
+        extra = ["--out", str(target / "audit")]
+    assert audit.main([str(target), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_python_m_aigen_audit_on_a_dir_that_is_not_a_dataset(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "aigen.audit", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path} is not an aigen dataset dir (no dataset.json)\n"
+
+
+# Pair processing and the control generators.
+
+
+def test_a_bad_pairing_option_is_named():
+    Pairing("symmetric", "none")
+    with pytest.raises(UserError, match="pairing.geometry='sideways'"):
+        Pairing("sideways", "none")
+    with pytest.raises(UserError, match="pairing.jpeg_history='some'"):
+        Pairing("direct", "some")
+
+
+@pytest.mark.parametrize("gen_size", [512, 256])
+def test_symmetric_pairs_of_the_identity_control_are_the_same_pixels(gen_size):
+    """The original takes the generated image's path, from the generator's own input square."""
+    source = Photo(Image.fromarray(skimage.data.astronaut()).crop((0, 0, 500, 371)), (500, 371))
+    identity = Identity(gen_size)
+    generated = identity.generate([identity.prepare(source.condition_square())], [0])[0].image
+    original = original_square(source, 256, gen_size, "symmetric")
+    assert original.size == (256, 256)
+    assert original.tobytes() == ai_square(generated, 256).tobytes()
+    assert original_square(source, 256, gen_size, "direct").tobytes() != original.tobytes()
+
+
+def test_identity_describes_a_control_without_weights():
+    identity = Identity(512)
+    assert identity.describe() == {"generator": "identity", "model": "none", "weights": "none", "gen_size": 512}
+    assert not identity.seeded
+    assert "nothing generated" in identity.plan(3)
+    with pytest.raises(UserError, match="gen_size"):
+        Identity(100)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_source_history_is_read_on_its_own_block_grid(tmp_path, orientation):
+    """Compressing the decoded square again like its source changes it little; off the grid, much more."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(skimage.data.astronaut()).crop((3, 0, 503, 371)).save(path, quality=75, exif=exif)
+    decoded = ImageLoader(min_side=1, draft=False)(path)
+    history = read_jpeg_history(path, decoded.square_box())
+    square = decoded.condition_square()
+    assert history.side == 371 and history.qtables == {k: list(v) for k, v in Image.open(path).quantization.items()}
+
+    def change(history) -> float:
+        return float(np.abs(np.asarray(compress_like_source(square, history), float) - np.asarray(square)).mean())
+
+    off_grid = dataclasses.replace(history, phase=((history.phase[0] + 4) % 16, (history.phase[1] + 4) % 16))
+    assert change(history) < 0.3 < 2 < change(off_grid)
+
+
+def test_a_lossless_source_has_no_history(tmp_path):
+    photo().save(tmp_path / "photo.png")
+    assert read_jpeg_history(tmp_path / "photo.png", (0, 0, 256, 256)) is None
+
+
+def test_the_lossless_twin_control_gives_the_twin_for_the_jpeg(tmp_path):
+    folder, items = tmp_path, build_corpus(tmp_path, count=3)
+    twin = LosslessTwin(str(folder / "lossless"), str(folder / "jpeg"), gen_size=256)
+    twin.load()
+    square = ImageLoader(min_side=1, draft=False)(items[1].jpeg).condition_square()
+    assert twin.prepare(square).tobytes() == decoded_square(items[1].lossless).resize((256, 256), 1).tobytes()
+    with pytest.raises(SkipImage, match="no lossless twin"):
+        twin.prepare(photo())
+    with pytest.raises(UserError, match="no lossless twin"):
+        LosslessTwin(str(folder / "lossless"), str(tmp_path / "elsewhere")).load()
+
+
+# Measured on the corpus through the real factory (aigen.bias_check), for each pairing choice.
+
+
+def test_the_corpus_is_web_jpegs_of_real_photo_crops(corpus):
+    _, items = corpus
+    assert len(items) >= 300
+    for item in items[:: len(items) // 20]:
+        with Image.open(item.jpeg) as image:
+            assert image.format == "JPEG" and min(image.size) >= 256 and max(image.size) <= 640
+        assert 70 <= item.quality <= 92
+
+
+def test_the_default_pairing_leaves_no_resampling_cue(corpus, tmp_path):
+    folder, _ = corpus
+    result = control_audit(ControlRun("identity"), folder, tmp_path / "identity")
+    shares = {r.cue.name: r for r in result.cues}
+    assert result.pairs >= 300
+    assert 0.4 <= shares["hf_energy"].share <= 0.6 and result.accuracy <= 0.6
+
+
+def test_the_seeds_geometry_is_flagged_for_resampling(corpus, tmp_path):
+    """The audit sees the bias the default removes."""
+    folder, _ = corpus
+    result = control_audit(ControlRun("identity", geometry="direct"), folder, tmp_path / "direct")
+    flagged = {r.cue.name for r in result.cues if r.flagged}
+    assert "hf_energy" in flagged or "blockiness" in flagged, [r.sentence() for r in result.cues]
+
+
+def test_a_clean_ai_half_is_not_told_apart_by_blockiness(corpus, tmp_path):
+    """The JPEG-history control: the source's 8x8 grid does not survive to `size` as blockiness."""
+    folder, _ = corpus
+    result = control_audit(ControlRun("lossless_twin"), folder, tmp_path / "twin")
+    shares = {r.cue.name: r for r in result.cues}
+    assert 0.4 <= shares["blockiness"].share <= 0.6 and result.accuracy <= 0.6
+
+
+def test_when_gen_size_is_size_both_halves_take_the_same_path(tmp_path):
+    """gen_size == size: neither half is resampled after the generator's size (the identity pair is one image)."""
+    out = make_factory_dataset(
+        compose_config(
+            "source=samples",
+            "generator=identity",
+            "generator.gen_size=64",
+            "size=64",
+            "logger=none",
+            f"dataset_dir={tmp_path / 'o'}",
+        )  # fmt: skip
+    ).dataset_dir
+    for row in manifest_rows(out):
+        assert (out / row["original"]).read_bytes() == (out / row["ai"]).read_bytes()
+
+
+def test_the_audit_cli_on_a_generated_dataset(tiny_cfg, tmp_path):
+    out = make_factory_dataset(tiny_cfg("limit=4")).dataset_dir
+    result = subprocess.run(
+        [sys.executable, "-m", "aigen.audit", str(out), "--out", str(tmp_path / "report")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert {"audit.md", "audit.csv", "audit.json", "audit.png"} <= {p.name for p in (tmp_path / "report").iterdir()}
