@@ -2,20 +2,30 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+LOCK := constraints.txt
 SYSTEM_PYTHON ?= python3
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint clean
+.PHONY: help install lock demo test lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-install: $(INSTALLED) ## Create .venv with aigen and its dev extra (no-op when up to date with pyproject.toml)
+install: $(INSTALLED) ## Create .venv with aigen, its dev extra and exactly the versions in constraints.txt
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml $(LOCK)
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[dev]'
 	touch $(INSTALLED)
+
+lock: ## Rewrite constraints.txt from .venv (after installing other versions there on purpose)
+	test -x $(PYTHON)
+	{ echo '# Exact versions for `make install` (pip install -c constraints.txt -e .[dev]); `make lock` rewrites it.'; \
+	  echo '# setuptools is in (torch requires it), pip is not; no local labels (+cpu): the index picks the build.'; \
+	  $(PYTHON) -m pip freeze --all --exclude-editable --disable-pip-version-check \
+	    | grep -v '^pip==' | sed -E 's/\+[A-Za-z0-9.]+$$//'; \
+	} > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
 
 demo: install ## Make a small dataset offline: bundled photos + the tiny random-weight model
 	HF_HUB_OFFLINE=1 $(PYTHON) run.py +experiment=demo

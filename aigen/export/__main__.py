@@ -1,0 +1,5 @@
+import sys
+
+from aigen.export.cli import main
+
+sys.exit(main())

@@ -1,0 +1,247 @@
+"""`python -m aigen.export DATASET_DIR... --out DIR`: one or more dataset dirs as a Hub-ready dataset.
+
+Parquet shards (one row per pair, the JPEGs as Image columns) or WebDataset tars, the detector's split by photo
+content as a column and as the card's splits, and a README.md dataset card. Several dataset dirs (e.g. several
+generators over the same photos) become one export with a `generator` and a `dataset` column. The export is built
+in a hidden sibling folder and renamed into place, so a failed export never leaves a half-written one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from aigen.errors import UserError
+from aigen.export.card import CardFacts, dataset_card
+from aigen.export.collect import DatasetDir, collect_pairs, metadata_columns, open_dataset_dirs
+from aigen.export.shards import FORMATS, check_format_available, write_shards
+from aigen.report import contact_sheet, gallery_rows
+from aigen.splits import DEFAULT_FRACTIONS, SPLITS, check_fractions
+
+EXPORT_RECORD = "export.json"  # what was exported, and the mark that lets --overwrite replace the folder
+CARD = "README.md"
+PREVIEW = "preview.png"
+PREVIEW_PAIRS = 8  # per dataset dir
+LABEL_HEIGHT = 16
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    dataset_dirs: list[Path]
+    out: Path
+    file_format: str = "parquet"
+    max_shard_mb: float = 500.0
+    seed: int = 0
+    val_fraction: float = DEFAULT_FRACTIONS["val"]
+    test_fraction: float = DEFAULT_FRACTIONS["test"]
+    audit_dirs: list[Path] = field(default_factory=list)
+    overwrite: bool = False
+    repo_id: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out: Path
+    splits: dict[str, int]
+    files: dict[str, list[str]]
+    audited: list[str]
+    repo_id: str
+
+
+def check_options(options: ExportOptions) -> None:
+    if options.file_format not in FORMATS:
+        raise UserError(f"--format {options.file_format!r} is not one of {', '.join(FORMATS)}")
+    if not options.max_shard_mb > 0:
+        raise UserError(f"--max-shard-mb {options.max_shard_mb} must be positive")
+    check_fractions(options.val_fraction, options.test_fraction)
+    check_format_available(options.file_format)
+
+
+def check_out_dir(out: Path, dirs: list[DatasetDir], overwrite: bool) -> None:
+    """The export goes next to the datasets, never into one (a dataset dir must stay a clean imagefolder) nor
+    around one (--overwrite would delete it), and replaces only a folder that an export made."""
+    resolved = out.resolve()
+    for dataset in dirs:
+        if resolved.is_relative_to(dataset.path):
+            raise UserError(f"--out {out} is inside the dataset dir {dataset.path}; write the export elsewhere")
+        if dataset.path.is_relative_to(resolved):
+            raise UserError(f"--out {out} contains the dataset dir {dataset.path}; write the export elsewhere")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"--out {out} is not empty; pass --overwrite to replace a previous export")
+        if not (out / EXPORT_RECORD).is_file():
+            raise UserError(f"--out {out} is not an aigen export (no {EXPORT_RECORD}); refusing to replace it")
+
+
+def read_audit(folder: Path) -> dict:
+    path = folder / "audit.json"
+    if not path.is_file():
+        raise UserError(f"--audit {folder} has no audit.json (python -m aigen.audit DATASET_DIR --out {folder})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def find_audits(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, dict]:
+    """audit.json by dataset dir name: from each --audit folder, else from the audit's default output folder
+    (./audit-<dataset dir name>) when it is there."""
+    names = [dataset.name for dataset in dirs]
+    found = {
+        name: read_audit(Path.cwd() / f"audit-{name}")
+        for name in names
+        if (Path.cwd() / f"audit-{name}" / "audit.json").is_file()
+    }
+    for folder in audit_dirs:
+        audit = read_audit(folder)
+        name = Path(audit["dataset"]).name
+        if name not in names:
+            raise UserError(f"--audit {folder} is the audit of {audit['dataset']}, which this export does not hold")
+        found[name] = audit
+    return {name: found[name] for name in names if name in found}
+
+
+def preview_image(dirs: list[DatasetDir]) -> Image.Image:
+    """Each dataset dir's gallery pairs (the same photos in every dir), one labelled contact sheet under another."""
+    sheets = [(d.name, contact_sheet(d.path, gallery_rows(d.rows, PREVIEW_PAIRS))) for d in dirs]
+    width = max(sheet.width for _, sheet in sheets)
+    image = Image.new("RGB", (width, sum(LABEL_HEIGHT + sheet.height for _, sheet in sheets)), "white")
+    draw = ImageDraw.Draw(image)
+    top = 0
+    for name, sheet in sheets:
+        draw.text((2, top + 2), name, fill="black")
+        image.paste(sheet, (0, top + LABEL_HEIGHT))
+        top += LABEL_HEIGHT + sheet.height
+    return image
+
+
+def export_command(options: ExportOptions, dirs: list[DatasetDir]) -> str:
+    """The command line for the card, with folder names only (no local paths in a published card)."""
+    parts = ["python -m aigen.export", *(dataset.name for dataset in dirs), f"--out {options.out.name}"]
+    parts += [f"--format {options.file_format}", f"--max-shard-mb {options.max_shard_mb:g}", f"--seed {options.seed}"]
+    parts += [f"--val-fraction {options.val_fraction:g}", f"--test-fraction {options.test_fraction:g}"]
+    return " ".join(parts)
+
+
+def build(options: ExportOptions, dirs: list[DatasetDir], root: Path) -> ExportResult:
+    """Write shards, preview, card and export record into `root`."""
+    pairs = collect_pairs(dirs, options.seed, options.val_fraction, options.test_fraction)
+    columns = metadata_columns(pairs)
+    max_bytes = int(options.max_shard_mb * 1_000_000)
+    files = write_shards(pairs, columns, root, options.file_format, max_bytes, several_dirs=len(dirs) > 1)
+    preview_image(dirs).save(root / PREVIEW)
+    audits = find_audits(dirs, options.audit_dirs)
+    repo_id = options.repo_id or f"<user>/{options.out.name}"
+    facts = CardFacts(
+        title=options.title or options.out.name,
+        dirs=dirs,
+        pairs=pairs,
+        columns=columns,
+        files=files,
+        file_format=options.file_format,
+        seed=options.seed,
+        fractions={"val_fraction": options.val_fraction, "test_fraction": options.test_fraction},
+        audits=audits,
+        preview=PREVIEW,
+        repo_id=repo_id,
+        command=export_command(options, dirs),
+    )
+    (root / CARD).write_text(dataset_card(facts), encoding="utf-8")
+    counts = Counter(pair.split for pair in pairs)
+    splits = {split: counts[split] for split in SPLITS if counts[split]}
+    record = {
+        "aigen_version": version("aigen"),
+        "format": options.file_format,
+        "seed": options.seed,
+        "val_fraction": options.val_fraction,
+        "test_fraction": options.test_fraction,
+        "datasets": [
+            {"name": d.name, "path": str(d.path), "fingerprint": d.record["fingerprint"], "pairs": len(d.rows)}
+            for d in dirs
+        ],
+        "splits": splits,
+        "files": files,
+    }
+    (root / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return ExportResult(options.out, splits, files, list(audits), repo_id)
+
+
+def replace_dir(new: Path, out: Path) -> None:
+    """Put the finished export in place of `out` (absent, empty or a previous export)."""
+    if not out.exists():
+        new.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old)
+
+
+def export(options: ExportOptions) -> ExportResult:
+    """Check everything, build the export in a hidden sibling folder, then rename it into place."""
+    check_options(options)
+    dirs = open_dataset_dirs(options.dataset_dirs)
+    check_out_dir(options.out, dirs, options.overwrite)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    partial = options.out.with_name(f".{options.out.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        result = build(options, dirs, partial)
+        replace_dir(partial, options.out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return result
+
+
+def parse_args(argv: list[str] | None) -> ExportOptions:
+    parser = argparse.ArgumentParser(prog="python -m aigen.export", description=__doc__.splitlines()[0])
+    parser.add_argument("dataset_dirs", type=Path, nargs="+", metavar="DATASET_DIR")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="the export folder (absent, empty, or --overwrite)"
+    )
+    parser.add_argument("--format", dest="file_format", choices=FORMATS, default="parquet")
+    parser.add_argument("--max-shard-mb", type=float, default=500.0, help="image megabytes per shard (500)")
+    parser.add_argument("--seed", type=int, default=0, help="split seed, as python -m aigen.detect's (0)")
+    parser.add_argument("--val-fraction", type=float, default=DEFAULT_FRACTIONS["val"])
+    parser.add_argument("--test-fraction", type=float, default=DEFAULT_FRACTIONS["test"])
+    parser.add_argument(
+        "--audit",
+        dest="audit_dirs",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        default=[],
+        help="a python -m aigen.audit output folder (repeatable; default: ./audit-<dataset dir name> if present)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace a previous export in --out")
+    parser.add_argument("--repo-id", help="the Hub dataset repo, for the card's snippets (default: <user>/<out name>)")
+    parser.add_argument("--title", help="the card's title (default: the --out folder's name)")
+    return ExportOptions(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    try:
+        result = export(options)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{split} {count}" for split, count in result.splits.items())
+    shards = sum(len(names) for names in result.files.values())
+    print(f"exported {sum(result.splits.values())} pairs ({counts}) as {options.file_format}, {shards} shards")
+    audited = ", ".join(result.audited) if result.audited else "none (run python -m aigen.audit first to add one)"
+    print(f"bias audit in the card: {audited}")
+    print(f"wrote {result.out}/{CARD} (check its licence and citation fields before publishing)")
+    print(f"publish: hf upload {result.repo_id} {result.out} . --repo-type dataset")
+    return 0

@@ -1,0 +1,172 @@
+"""Dataset dirs as export rows: one per pair, with the detector's split by source photo content and the union of
+every manifest's columns, so that pairs from several generators share one table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aigen.dataset_record import DATASET_JSON
+from aigen.errors import UserError
+from aigen.records import MANIFEST, read_rows
+from aigen.splits import SPLITS, content_key, split_of
+
+HALVES = ("original", "ai")
+# Always present, in this order (null when a manifest has no such key); other manifest keys follow, sorted.
+FIRST_COLUMNS = (
+    "id",
+    "split",
+    "dataset",
+    "category",
+    "generator",
+    "model",
+    "revision",
+    "weights",
+    "alignment",
+    "seed",
+    "source",
+    "source_sha256",
+    "size",
+)
+
+
+@dataclass(frozen=True)
+class DatasetDir:
+    """One factory dataset dir: its dataset.json and its manifest rows by id."""
+
+    path: Path
+    record: dict
+    rows: dict[str, dict]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@contextmanager
+def unreadable_as_user_error(path: Path) -> Iterator[None]:
+    """A manifest row whose file is gone or unreadable: one line that points at aigen.verify."""
+    try:
+        yield
+    except OSError as error:
+        raise UserError(f"{path} cannot be read ({error.strerror}); check it with python -m aigen.verify") from None
+
+
+PairRef = tuple[str, str]  # (dataset dir name, id): a pair's identity within an export
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One manifest row of one dataset dir and the split its source photo falls in."""
+
+    dataset: DatasetDir
+    row: dict
+    split: str
+
+    @property
+    def ref(self) -> PairRef:
+        return (self.dataset.name, self.row["id"])
+
+    def image_path(self, half: str) -> Path:
+        return self.dataset.path / self.row[half]
+
+    def image_bytes(self, half: str) -> bytes:
+        """The JPEG exactly as the factory wrote it: exports never re-encode."""
+        with unreadable_as_user_error(self.image_path(half)):
+            return self.image_path(half).read_bytes()
+
+    def size_bytes(self) -> int:
+        total = 0
+        for half in HALVES:
+            with unreadable_as_user_error(self.image_path(half)):
+                total += self.image_path(half).stat().st_size
+        return total
+
+    def values(self) -> dict:
+        """The manifest row with the export's own keys, without the image paths."""
+        values = {**self.row, "split": self.split, "dataset": self.dataset.name}
+        return {key: value for key, value in values.items() if key not in HALVES}
+
+    def metadata(self, columns: dict[str, str]) -> dict:
+        """Every export column's value for this pair, as its column stores it (None where the manifest has none)."""
+        values = self.values()
+        return {column: column_value(values.get(column), dtype) for column, dtype in columns.items()}
+
+    def sample_json(self, columns: dict[str, str]) -> dict:
+        """A WebDataset sample's JSON: the manifest row with the export's columns (same keys in every sample)."""
+        return {**self.metadata(columns), **{half: self.row[half] for half in HALVES}}
+
+
+def open_dataset_dir(path: Path) -> DatasetDir:
+    """Read one dataset dir, or say in one line why it cannot be exported."""
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory")
+    if not (path / DATASET_JSON).is_file():
+        raise UserError(f"{path} is not an aigen dataset dir (no {DATASET_JSON})")
+    rows = read_rows(path, MANIFEST)
+    if not rows:
+        raise UserError(f"{path} has no pairs in its manifest yet")
+    record = json.loads((path / DATASET_JSON).read_text(encoding="utf-8"))
+    return DatasetDir(path.resolve(), record, rows)
+
+
+def open_dataset_dirs(paths: list[Path]) -> list[DatasetDir]:
+    """All dataset dirs of one export; their names must differ, since the `dataset` column tells them apart."""
+    dirs = [open_dataset_dir(path) for path in paths]
+    seen: dict[str, Path] = {}
+    for dataset in dirs:
+        if dataset.name in seen:
+            raise UserError(
+                f"{seen[dataset.name]} and {dataset.path} have the same name {dataset.name!r}: the export's dataset "
+                "column could not tell their pairs apart; give one of them another name"
+            )
+        seen[dataset.name] = dataset.path
+    return dirs
+
+
+def collect_pairs(dirs: list[DatasetDir], seed: int, val_fraction: float, test_fraction: float) -> list[Pair]:
+    """Every pair of every dir, with the split `python -m aigen.detect` gives its source photo. Sorted by split,
+    then id, then dir, so the same photo's pairs from several generators sit next to each other."""
+    pairs = [
+        Pair(dataset, row, split_of(content_key(dataset.path, row), seed, val_fraction, test_fraction))
+        for dataset in dirs
+        for row in dataset.rows.values()
+    ]
+    order = {dataset.name: index for index, dataset in enumerate(dirs)}
+    return sorted(pairs, key=lambda pair: (SPLITS.index(pair.split), pair.row["id"], order[pair.dataset.name]))
+
+
+def dtype_of(values: list[object]) -> str:
+    """The Hugging Face dtype of one column: the narrowest of bool, int64, float64 and string that holds every
+    non-null value (a column of only nulls is a string column)."""
+    kinds = {type(value) for value in values if value is not None}
+    if kinds == {bool}:
+        return "bool"
+    if kinds == {int}:
+        return "int64"
+    if kinds and kinds <= {int, float}:
+        return "float64"
+    return "string"
+
+
+def metadata_columns(pairs: list[Pair]) -> dict[str, str]:
+    """Column name -> dtype for every non-image column: FIRST_COLUMNS, then the other manifest keys, sorted."""
+    rows = [pair.values() for pair in pairs]
+    keys = {key for row in rows for key in row}
+    names = [*FIRST_COLUMNS, *sorted(keys - set(FIRST_COLUMNS))]
+    return {name: dtype_of([row.get(name) for row in rows]) for name in names}
+
+
+def column_value(value: object, dtype: str) -> object:
+    """A value as its column stores it: ints in a float column become floats; in a string column, anything else
+    becomes JSON text (a nested value, none in today's manifests, or a column that mixes kinds)."""
+    if value is None:
+        return None
+    if dtype == "float64":
+        return float(value)
+    if dtype == "string" and not isinstance(value, str):
+        return json.dumps(value, sort_keys=True)
+    return value
