@@ -1,7 +1,9 @@
-"""Train a real-vs-AI detector on factory datasets, or evaluate one: `python -m aigen.detect task=train|eval`.
+"""Train a real-vs-AI detector on factory datasets, evaluate one, or build the cross-generator matrix:
+`python -m aigen.detect task=train|eval|matrix`.
 
     python -m aigen.detect task=train 'train_sets=[DIR,...]' output_dir=RUN
-    python -m aigen.detect task=eval checkpoint=RUN/best.pt 'eval_sets=[DIR1,DIR2]' output_dir=EVAL
+    python -m aigen.detect task=eval checkpoint=RUN/best.pt 'eval_sets=[DIR1,DIR2]' 'perturb=[jpeg75,blur1]'
+    python -m aigen.detect task=matrix 'train_sets=[DIR1,DIR2]' 'eval_sets=[DIR1,DIR2,DIR3]' output_dir=MATRIX
 
 Every key is in conf/detect.yaml (see README.md, "Train a detector").
 """
@@ -15,11 +17,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from aigen.detector.evaluate import evaluate
+from aigen.detector.matrix import matrix
 from aigen.detector.train import train
 from aigen.errors import UserError, one_line_errors
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-TASKS = {"train": train, "eval": evaluate}
+TASKS = {"train": train, "eval": evaluate, "matrix": matrix}
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="detect")
@@ -31,7 +34,11 @@ def main(cfg: DictConfig) -> None:
                 raise UserError(f"task={cfg.task!r} is not one of {', '.join(TASKS)}")
             TASKS[cfg.task](cfg)
     except KeyboardInterrupt:
-        print("interrupted: last.pt holds the last finished epoch; rerun with resume=true to continue", file=sys.stderr)
+        print(
+            "interrupted: last.pt holds the last finished epoch; rerun with resume=true to continue "
+            "(task=matrix: rerun the same command)",
+            file=sys.stderr,
+        )
         sys.exit(130)
 
 

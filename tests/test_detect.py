@@ -1,4 +1,5 @@
-"""The detector baseline: split by pair, metrics, train -> eval through the CLI, resume, models, one-line errors."""
+"""The detector baseline: metrics, train -> eval through the CLI, resume, models, one-line errors (the split by
+content, the matrix, the CLIP probe and robustness: test_detect_benchmark.py)."""
 
 from __future__ import annotations
 
@@ -20,15 +21,15 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 from transformers import ResNetConfig, ResNetForImageClassification
 
-from aigen.detector.data import Augment, Pair, PairImages, Preprocess, make_split, select
+from aigen.detector.data import Augment, Pair, PairImages, Preprocess
 from aigen.detector.evaluate import evaluate
-from aigen.detector.metrics import binary_metrics, roc_auc
+from aigen.detector.metrics import binary_metrics
 from aigen.detector.train import train
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from conftest import CONF, TINY, compose_config
 
-FAST = ["model=resnet_tiny", "image_size=64", "batch_size=8", "workers=0"]
+FAST = ["model=resnet_tiny", "image_size=64", "batch_size=8", "workers=0", "val_fraction=0.25", "test_fraction=0.25"]
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
@@ -112,44 +113,6 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-# 1. The split
-
-
-def fake_pairs(folder: str, ids: range) -> list[Pair]:
-    return [Pair(f"p{i}", Path(f"/{folder}/original/p{i}.jpg"), Path(f"/{folder}/ai/p{i}.jpg")) for i in ids]
-
-
-def test_split_keeps_pairs_together_and_follows_the_seed():
-    # /b shares 25 source photos with /a, as indoor+sd and indoor+dalle2 share their originals
-    pairs = {Path("/a"): fake_pairs("a", range(50)), Path("/b"): fake_pairs("b", range(25, 75))}
-    split = make_split(pairs, 0.2, seed=0)
-    val_ids = set()
-    for dataset_dir, dataset in pairs.items():
-        sides = split["datasets"][str(dataset_dir)]
-        assert not set(sides["train"]) & set(sides["val"])
-        assert sorted(sides["train"] + sides["val"]) == sorted(pair.id for pair in dataset)
-        val_ids |= set(sides["val"])
-        samples = {
-            side: [(path.stem, label) for path, label in PairImages(select(dataset, ids), Preprocess(64)).samples]
-            for side, ids in sides.items()
-        }
-        for side, ids in sides.items():  # both halves of every pair, and only there
-            assert sorted(samples[side]) == sorted((image_id, label) for image_id in ids for label in (0, 1))
-        assert not {stem for stem, _ in samples["train"]} & {stem for stem, _ in samples["val"]}
-    assert len(val_ids) == 15  # 20% of the 75 distinct photos
-    shared = {f"p{i}" for i in range(25, 50)}
-    assert set(split["datasets"]["/a"]["val"]) & shared == set(split["datasets"]["/b"]["val"]) & shared
-    assert make_split(pairs, 0.2, seed=0) == split
-    assert make_split(pairs, 0.2, seed=1) != split
-
-
-def test_split_needs_two_pairs_and_a_fraction_between_0_and_1():
-    with pytest.raises(UserError, match="at least 2"):
-        make_split({Path("/a"): fake_pairs("a", range(1))}, 0.2, seed=0)
-    with pytest.raises(UserError, match="val_fraction=1.0"):
-        make_split({Path("/a"): fake_pairs("a", range(9))}, 1.0, seed=0)
-
-
 # 2. Metrics
 
 
@@ -174,17 +137,17 @@ def test_nothing_called_ai_gives_zero_precision_and_f1():
     assert metrics["roc_auc"] == 1.0
 
 
-def test_roc_auc_counts_ties_as_half():
+def roc_auc(labels: list[int], scores: list[float]) -> float:
+    return binary_metrics(np.array(labels), np.array(scores))[0]["roc_auc"]
+
+
+def test_roc_auc_counts_ties_as_half_and_average_precision_is_reported():
     assert roc_auc([0, 0, 1, 1], [0.1, 0.5, 0.5, 0.9]) == pytest.approx(3.5 / 4)
     assert roc_auc([0, 1, 0, 1], [0.3, 0.3, 0.3, 0.3]) == 0.5
-    assert roc_auc([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1]) == 1.0
     assert roc_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0.0
     assert np.isnan(roc_auc([1, 1], [0.2, 0.4]))
-    rng = np.random.default_rng(0)
-    labels, scores = rng.integers(0, 2, 200), rng.integers(0, 10, 200) / 10  # many ties
-    positive, negative = scores[labels == 1], scores[labels == 0]
-    by_pairs = ((positive[:, None] > negative) + 0.5 * (positive[:, None] == negative)).mean()
-    assert roc_auc(labels, scores) == pytest.approx(by_pairs)
+    metrics, _ = binary_metrics(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.8, 0.7]))
+    assert metrics["average_precision"] == pytest.approx((1 + 2 / 3) / 2)
 
 
 # 3. and 4. Train and evaluate through the CLI
@@ -199,7 +162,10 @@ def test_training_writes_checkpoints_split_and_metrics(trained, datasets):
     assert f"-> {run / 'best.pt'}" in result.stdout.splitlines()[-2]  # the one-line summary, then the files
     split = json.loads((run / "split.json").read_text())
     sides = split["datasets"][str(datasets["main"])]
-    assert len(sides["val"]) == 6 and len(sides["train"]) == 24 and not set(sides["val"]) & set(sides["train"])
+    assert sorted(sides["train"] + sides["val"] + sides["test"]) == sorted(
+        path.stem for path in (datasets["main"] / "original").glob("*.jpg")
+    )
+    assert sides["val"] and sides["test"] and not set(sides["val"]) & set(sides["train"])
     assert list(run.glob("wandb/offline-run-*/run-*.wandb"))
 
 
@@ -212,14 +178,20 @@ def test_eval_writes_a_row_and_a_confusion_matrix_per_dataset(trained, datasets,
     assert result.returncode == 0, result.stderr
     out = cwd / "eval"
     rows = read_csv(out / "results.csv")
-    assert list(rows[0]) == ["dataset", "split", "accuracy", "precision", "recall", "f1", "roc_auc", "n"]
-    assert [(row["dataset"], row["split"], row["n"]) for row in rows] == [
-        ("main-sd_tiny", "held-out", "12"),  # only the 6 held-out pairs of the training dataset
-        ("second-sd_tiny", "all", "16"),
+    assert list(rows[0]) == [
+        "dataset", "perturbation", "split", "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
+        "n", "pairs", "seen",
+    ]  # fmt: skip
+    test_ids = json.loads((run / "split.json").read_text())["datasets"][str(datasets["main"])]["test"]
+    assert [(row["dataset"], row["split"], row["n"], row["pairs"]) for row in rows] == [
+        ("main-sd_tiny", "test", str(2 * len(test_ids)), "30"),  # only the test pairs of the training dataset
+        ("second-sd_tiny", "test", rows[1]["n"], "8"),
     ]
     assert float(rows[0]["accuracy"]) >= 0.9
     markdown = (out / "results.md").read_text()
-    assert markdown.startswith("| dataset | split | accuracy |") and "| second-sd_tiny | all |" in markdown
+    assert (
+        markdown.startswith("| dataset | perturbation | split | accuracy |") and "| second-sd_tiny | none |" in markdown
+    )
     for name in ("main-sd_tiny", "second-sd_tiny"):
         with Image.open(out / f"confusion_{name}.png") as png:
             assert png.format == "PNG" and png.width > 200
@@ -255,7 +227,12 @@ def test_photos_trained_on_are_left_out_of_every_dataset(trained, datasets, tmp_
         "task=eval", f"checkpoint={run / 'best.pt'}", f"eval_sets=[{same_photos}]", f"output_dir={tmp_path}"
     )
     [row] = evaluate(cfg)
-    assert (row["split"], row["n"]) == ("held-out", 12)
+    sides = json.loads((run / "split.json").read_text())["datasets"][str(datasets["main"])]
+    assert (row["split"], row["n"], row["seen"]) == (
+        "test",
+        2 * len(sides["test"]),
+        len(sides["train"]) + len(sides["val"]),
+    )
 
 
 # 5. Resume
@@ -313,7 +290,7 @@ def test_pretrained_folder_loads_with_a_new_two_class_head(tmp_path):
 
 def test_augmentations_are_seeded_per_epoch_and_image(datasets):
     photo = sorted((datasets["second"] / "original").glob("*.jpg"))[0]
-    pairs = [Pair("x", photo, photo)]
+    pairs = [Pair("x", "sha256:x", photo, photo)]
     augment = Augment(jpeg=True, blur=True, crop=True, probability=1.0)
     images = PairImages(pairs, Preprocess(64), augment, seed=0)
     first = images[0][0]

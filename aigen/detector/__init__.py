@@ -1,6 +1,8 @@
-"""A real-vs-AI detector baseline on factory datasets: data -> model -> train / evaluate -> report.
+"""Real-vs-AI detectors on factory datasets: data -> model -> train / evaluate / matrix -> report.
 
-`data` (pairs, the split by pair, tensors, augmentations), `model` (ResNet builder, checkpoints), `runtime`
-(device, mixed precision, one pass over a loader), `metrics` (numbers), `report` (table, confusion PNG),
-`tracking` (W&B), `train` and `evaluate` (the two tasks `python -m aigen.detect` runs).
+`data` (pairs keyed by photo content, the train/val/test split, tensors, augmentations), `perturb` (robustness
+perturbations), `model` (ResNet builder, checkpoints), `clip_probe` (UnivFD linear probe on frozen CLIP) and
+`features` (its feature cache), `inputs` (what a model reads), `runtime` (device, precision, loaders, a scoring
+pass), `metrics`, `report` (tables), `plots` (confusion, heatmap, robustness PNGs), `tracking` (W&B), and the tasks
+`python -m aigen.detect` runs: `train`, `evaluate`, `matrix`.
 """

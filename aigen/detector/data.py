@@ -1,8 +1,9 @@
-"""A detector's view of factory datasets: pairs by id, a split by pair, images as normalised tensors."""
+"""A detector's view of factory datasets: pairs keyed by photo content, the split, images as normalised tensors."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PIL import Image, ImageFilter
 
 from aigen.errors import UserError
 from aigen.records import MANIFEST, read_rows
-from aigen.seeding import split_key
+from aigen.splits import SPLITS, check_fractions, content_key, split_of
 
 LABELS = {"original": 0, "ai": 1}  # AI is the positive class of every metric
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -22,9 +23,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class Pair:
-    """One source photo and its AI variation: two samples that must never be on different sides of a split."""
+    """One source photo and its AI variation: two samples that must never be on different sides of a split.
+
+    `key` is the source photo's content (aigen.splits.content_key): the split and the "seen in training" test
+    use it, never the id or path, so the same photo in two folders or datasets is one photo.
+    """
 
     id: str
+    key: str
     original: Path
     ai: Path
 
@@ -36,13 +42,14 @@ def load_pairs(dataset_dir: Path) -> list[Pair]:
     rows = read_rows(dataset_dir, MANIFEST)
     if not rows:
         raise UserError(f"{dataset_dir} holds no pairs (no manifest*.jsonl rows): is it a dataset dir made by run.py?")
-    pairs = [Pair(image_id, dataset_dir / row["original"], dataset_dir / row["ai"]) for image_id, row in rows.items()]
-    missing = [path for pair in pairs for path in (pair.original, pair.ai) if not path.is_file()]
+    paths = {image_id: (dataset_dir / row["original"], dataset_dir / row["ai"]) for image_id, row in rows.items()}
+    missing = [path for pair in paths.values() for path in pair if not path.is_file()]
     if missing:
         raise UserError(
             f"{len(missing)} images listed in {dataset_dir}'s manifest are missing, e.g. {missing[0]}; "
             f"check it with `python -m aigen.verify {dataset_dir}`"
         )
+    pairs = [Pair(image_id, content_key(dataset_dir, rows[image_id]), *paths[image_id]) for image_id in rows]
     return sorted(pairs, key=lambda pair: pair.id)
 
 
@@ -54,36 +61,51 @@ def dataset_dirs(paths: list[str] | str, key: str) -> list[Path]:
     return [Path(to_absolute_path(str(Path(path).expanduser()))).resolve() for path in paths]
 
 
-def split_ids(ids: set[str], val_fraction: float, seed: int) -> set[str]:
-    """The validation ids: the first round(fraction * n) ids by a seeded hash (at least one, never all).
-
-    The split is made over the ids of all training datasets at once, so both halves of a pair, and the same
-    source photo in two datasets (indoor+sd and indoor+dalle2 share their originals), are on the same side.
-    """
-    if not 0 < val_fraction < 1:
-        raise UserError(f"val_fraction={val_fraction} must be between 0 and 1 (exclusive)")
-    if len(ids) < 2:
-        raise UserError(f"{len(ids)} pair(s) cannot be split into training and validation: at least 2 are needed")
-    count = min(max(1, round(val_fraction * len(ids))), len(ids) - 1)
-    return set(sorted(ids, key=lambda image_id: split_key(seed, image_id))[:count])
-
-
-def make_split(pairs: dict[Path, list[Pair]], val_fraction: float, seed: int) -> dict:
-    """{'seed', 'val_fraction', 'datasets': {dir: {'train': ids, 'val': ids}}}, as saved in split.json."""
-    val = split_ids({pair.id for dataset in pairs.values() for pair in dataset}, val_fraction, seed)
-    datasets = {}
+def make_split(pairs: dict[Path, list[Pair]], seed: int, val_fraction: float, test_fraction: float) -> dict:
+    """The training run's split, as saved in split.json and the checkpoint: {seed, fractions, datasets: {dir:
+    {train, val, test: ids}}, keys: {train, val: content keys}}. Each photo's side is aigen.splits.split_of of its
+    content, so the export tool and every dataset of the same photos agree; `keys` are the photos the model saw."""
+    check_fractions(val_fraction, test_fraction)
+    datasets, keys = {}, {name: set() for name in SPLITS}
     for dataset_dir, dataset in pairs.items():
-        ids = [pair.id for pair in dataset]
-        datasets[str(dataset_dir)] = {
-            "train": [image_id for image_id in ids if image_id not in val],
-            "val": [image_id for image_id in ids if image_id in val],
-        }
-    return {"seed": seed, "val_fraction": val_fraction, "datasets": datasets}
+        sides = {name: [] for name in SPLITS}
+        for pair in dataset:
+            side = split_of(pair.key, seed, val_fraction, test_fraction)
+            sides[side].append(pair.id)
+            keys[side].add(pair.key)
+        datasets[str(dataset_dir)] = sides
+    for side, fraction in (("train", 1 - val_fraction - test_fraction), ("val", val_fraction)):
+        if not keys[side]:
+            raise UserError(
+                f"no {side} pair: {sum(map(len, keys.values()))} photos with a {side} share of {fraction:g} "
+                "(val_fraction, test_fraction) leave it empty; use more photos or a larger share"
+            )
+    return {
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "datasets": datasets,
+        "keys": {side: sorted(keys[side]) for side in ("train", "val")},
+    }
 
 
 def select(pairs: list[Pair], ids: list[str]) -> list[Pair]:
     wanted = set(ids)
     return [pair for pair in pairs if pair.id in wanted]
+
+
+def unseen_pairs(pairs: list[Pair], split: dict, eval_split: str) -> tuple[list[Pair], int]:
+    """(pairs to score, pairs left out because the model trained or validated on their photo, by content).
+
+    `test`: the unseen pairs whose photo falls in the test split (the same photos in every dataset, so rows
+    compare); `unseen`: every unseen pair (for a dataset of new photos).
+    """
+    seen = set(split["keys"]["train"]) | set(split["keys"]["val"])
+    unseen = [pair for pair in pairs if pair.key not in seen]
+    if eval_split == "test":
+        settings = split["seed"], split["val_fraction"], split["test_fraction"]
+        unseen = [pair for pair in unseen if split_of(pair.key, *settings) == "test"]
+    return unseen, sum(pair.key in seen for pair in pairs)
 
 
 @dataclass(frozen=True)
@@ -92,6 +114,8 @@ class Augment:
 
     A random square crop (resized back), Gaussian blur and JPEG re-compression, each applied with `probability`
     (the recipe of Wang et al., "CNN-generated images are surprisingly easy to spot... for now", 2020).
+    `paired`: both halves of a pair get the same draw and the same batch ("Aligned Datasets", Rajan et al. 2025),
+    so an augmentation cannot differ between the classes and become a cue.
     """
 
     jpeg: bool = False
@@ -101,6 +125,7 @@ class Augment:
     jpeg_quality: tuple[int, int] = (30, 100)
     blur_sigma: tuple[float, float] = (0.0, 3.0)
     crop_scale: tuple[float, float] = (0.5, 1.0)  # fraction of the image's area kept by a crop
+    paired: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.probability <= 1:
@@ -134,35 +159,69 @@ class Augment:
         return image
 
 
+RESIZES = ("crop", "resize")
+
+
+def center_crop(image: Image.Image, side: int) -> Image.Image:
+    """The central `side` square at the image's own scale, keeping the high frequencies detectors rely on; an image
+    smaller than that (e.g. after a downscale perturbation) is first enlarged to a short side of `side`."""
+    if min(image.size) < side:
+        scale = side / min(image.size)
+        size = (max(side, round(image.width * scale)), max(side, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BICUBIC)
+    left, top = (image.width - side) // 2, (image.height - side) // 2
+    return image.crop((left, top, left + side, top + side))
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """Resize to a square of `image_size` and normalise: stored in the checkpoint, so eval does the same."""
+    """A square of `image_size`, normalised: stored in the checkpoint, so eval does the same.
+
+    `resize`: `crop` (default) takes the centre square at full resolution; `resize` scales the whole image down
+    (antialiased bilinear), which erases the high-frequency traces of generation.
+    """
 
     image_size: int
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    resize: str = "crop"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZES:
+            raise UserError(f"resize={self.resize!r} is not one of {', '.join(RESIZES)}")
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        if image.size != (self.image_size, self.image_size):
+        if self.resize == "crop":
+            image = center_crop(image, self.image_size)
+        elif image.size != (self.image_size, self.image_size):
             image = image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
         array = (np.asarray(image, dtype=np.float32) / 255 - self.mean) / self.std
         return torch.from_numpy(array.astype(np.float32).transpose(2, 0, 1))
 
 
 class PairImages(torch.utils.data.Dataset):
-    """Both halves of every pair as (tensor, label); augmentations are seeded by (seed, epoch, index).
+    """Both halves of every pair as (tensor, label), original then AI, pair after pair.
 
-    Per-sample seeds make an epoch's images the same whatever the worker count, and a resumed run the same as
-    an uninterrupted one.
+    Augmentations are seeded by (seed, epoch, index), the index of the pair when `augment.paired`: per-sample
+    seeds make an epoch's images the same whatever the worker count, and a resumed run the same as an
+    uninterrupted one. `perturb` (evaluation) is applied to every image alike, before the preprocessing.
     """
 
-    def __init__(self, pairs: list[Pair], preprocess: Preprocess, augment: Augment | None = None, seed: int = 0):
+    def __init__(
+        self,
+        pairs: list[Pair],
+        preprocess: Preprocess,
+        augment: Augment | None = None,
+        seed: int = 0,
+        perturb: Callable[[Image.Image], Image.Image] | None = None,
+    ):
         self.samples = [
             (path, LABELS[half]) for pair in pairs for half, path in (("original", pair.original), ("ai", pair.ai))
         ]
         self.preprocess = preprocess
         self.augment = augment if augment and augment.active else None
         self.seed = seed
+        self.perturb = perturb
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -172,6 +231,9 @@ class PairImages(torch.utils.data.Dataset):
         path, label = self.samples[index]
         with Image.open(path) as opened:
             image = opened.convert("RGB")
+        if self.perturb:
+            image = self.perturb(image)
         if self.augment:
-            image = self.augment(image, np.random.default_rng([self.seed, self.epoch, index]))
+            draw = index // 2 if self.augment.paired else index
+            image = self.augment(image, np.random.default_rng([self.seed, self.epoch, draw]))
         return self.preprocess(image), label

@@ -1,20 +1,29 @@
-"""`task=eval`: score a checkpoint on any number of factory datasets; one table row and one confusion PNG each."""
+"""`task=eval`: score a checkpoint on the test pairs of any number of factory datasets, clean and perturbed; one
+table row per (dataset, perturbation), a confusion PNG per dataset, per-image scores and a robustness plot."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+import torch
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from aigen.detector.data import Pair, PairImages, dataset_dirs, load_pairs
+from aigen.detector.data import Pair, dataset_dirs, load_pairs, unseen_pairs
+from aigen.detector.inputs import Inputs
 from aigen.detector.metrics import binary_metrics
-from aigen.detector.model import load_detector
-from aigen.detector.report import COLUMNS, draw_confusion, results_markdown, write_table
-from aigen.detector.runtime import loader, resolve_precision, score
+from aigen.detector.model import Detector, load_detector
+from aigen.detector.perturb import Perturbation, parse_perturbations
+from aigen.detector.plots import draw_confusion, draw_robustness
+from aigen.detector.report import COLUMNS, results_markdown, write_table
+from aigen.detector.runtime import loader, resolve_precision, resolve_workers, score
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
+
+EVAL_SPLITS = ("test", "unseen")
+SWAPPED_AUC = 0.2  # on photos of its own training data a detector cannot rank this badly unless labels are swapped
 
 
 def unique_names(dirs: list[Path]) -> list[str]:
@@ -29,55 +38,120 @@ def unique_names(dirs: list[Path]) -> list[str]:
     return names
 
 
-def unseen_pairs(pairs: list[Pair], trained_ids: set[str]) -> list[Pair]:
-    """The pairs whose photo the model never trained on: a training dataset's held-out pairs, and in another
-    dataset of the same photos (indoor-sd, indoor-dalle2) the pairs whose id was not in the training split."""
-    return [pair for pair in pairs if pair.id not in trained_ids]
+def chosen_pairs(detector: Detector, dirs: list[Path], eval_split: str) -> dict[Path, tuple[list[Pair], int, int]]:
+    """Per dataset: (pairs to score, pairs seen in training or validation by content, all pairs)."""
+    if eval_split not in EVAL_SPLITS:
+        raise UserError(f"eval_split={eval_split!r} is not one of {', '.join(EVAL_SPLITS)}")
+    chosen = {}
+    for dataset_dir in dirs:
+        pairs = load_pairs(dataset_dir)
+        selected, seen = unseen_pairs(pairs, detector.split, eval_split)
+        if not selected:
+            raise UserError(
+                f"{dataset_dir}: none of its {len(pairs)} pairs is an unseen {eval_split} pair ({seen} photos were "
+                "trained or validated on); use more photos, a larger test_fraction, or eval_split=unseen"
+            )
+        chosen[dataset_dir] = (selected, seen, len(pairs))
+    return chosen
+
+
+def check_labels(row: dict, trained_on: bool) -> None:
+    """Fail loudly when labels look inverted: a detector ranks its own training data's test photos this badly only
+    when original and AI are swapped somewhere (aigen: original = 0, AI = 1; HF imagefolder: ai = 0)."""
+    if trained_on and row["perturbation"] == "none" and row["roc_auc"] < SWAPPED_AUC:
+        raise UserError(
+            f"{row['dataset']}: ROC AUC {row['roc_auc']:.3f} on the test pairs of a training dataset, far below 0.5: "
+            "the labels look swapped (aigen uses original = 0, AI = 1)"
+        )
+
+
+def score_sets(
+    detector: Detector,
+    dirs: list[Path],
+    cfg: DictConfig,
+    perturbations: list[Perturbation],
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> list[dict]:
+    """One row per (dataset, perturbation): metrics, counts, and the per-image ids, labels and scores."""
+    chosen = chosen_pairs(detector, dirs, cfg.eval_split)
+    workers = resolve_workers(cfg.workers)
+    inputs = Inputs(detector.model, detector.preprocess, cfg.cache_dir, cfg.batch_size, workers, device, dtype)
+    model = detector.model.to(device)
+    trained_on = set(detector.split["datasets"])
+    rows = []
+    for dataset_dir, name in zip(dirs, unique_names(dirs), strict=True):
+        pairs, seen, total = chosen[dataset_dir]
+        for perturbation in perturbations:
+            images = inputs([pairs], perturbation, desc=f"features {name} {perturbation.name}")
+            batches = loader(images, cfg.batch_size, inputs.workers, device)
+            result = score(model, batches, device, dtype, f"eval {name} {perturbation.name}")
+            metrics, counts = binary_metrics(result.labels, result.scores)
+            row = {"dataset": name, "dir": dataset_dir, "perturbation": perturbation.name, "split": cfg.eval_split}
+            row |= metrics | {"pairs": total, "seen": seen, "counts": counts}
+            row |= {
+                "ids": [pair.id for pair in pairs for _ in (0, 1)],
+                "labels": result.labels,
+                "scores": result.scores,
+            }
+            check_labels(row, str(dataset_dir) in trained_on)
+            rows.append(row)
+            print(
+                f"{name} ({perturbation.name}, {cfg.eval_split}): accuracy {metrics['accuracy']:.4f}, AUC "
+                f"{metrics['roc_auc']:.4f}, AP {metrics['average_precision']:.4f}, n={counts.n}; {seen} of {total} "
+                "pairs left out as seen in training"
+            )
+    return rows
+
+
+def write_scores(rows: list[dict], path: Path) -> None:
+    """Every scored image: dataset, perturbation, pair id, label (AI = 1), P(ai)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["dataset", "perturbation", "id", "label", "score"])
+        for row in rows:
+            for image_id, label, value in zip(row["ids"], row["labels"], row["scores"], strict=True):
+                writer.writerow([row["dataset"], row["perturbation"], image_id, int(label), f"{value:.6f}"])
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
-    # 1. Check the settings, the checkpoint and the datasets before any work.
+    # 1. Check the settings and the checkpoint before any work.
     if not cfg.checkpoint:
         raise UserError("task=eval needs checkpoint=RUN/best.pt (written by task=train)")
+    perturbations = parse_perturbations(cfg.perturb)
+    resolve_workers(cfg.workers)
     detector = load_detector(Path(to_absolute_path(str(Path(cfg.checkpoint).expanduser()))))
     dirs = dataset_dirs(cfg.eval_sets, "eval_sets")
-    trained_ids = {image_id for sides in detector.split["datasets"].values() for image_id in sides["train"]}
-    chosen, splits = {}, {}
-    for dataset_dir in dirs:
-        pairs = load_pairs(dataset_dir)
-        chosen[dataset_dir] = unseen_pairs(pairs, trained_ids)
-        if not chosen[dataset_dir]:
-            raise UserError(f"every photo of {dataset_dir} was in the training split: nothing unseen to evaluate")
-        splits[dataset_dir] = "held-out" if len(chosen[dataset_dir]) < len(pairs) else "all"
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
     out = Path(to_absolute_path(cfg.output_dir))
     out.mkdir(parents=True, exist_ok=True)
-    model = detector.model.to(device)
 
-    # 2. Score each dataset; one confusion matrix each.
-    rows = []
+    # 2. Score each dataset, clean and perturbed; a confusion matrix per dataset (clean).
     with tracking(cfg, "eval-detector", out.name, out) as tracker:
-        for dataset_dir, name in zip(dirs, unique_names(dirs), strict=True):
-            split = splits[dataset_dir]
-            images = PairImages(chosen[dataset_dir], detector.preprocess)
-            result = score(model, loader(images, cfg.batch_size, cfg.workers, device), device, dtype, f"eval {name}")
-            metrics, counts = binary_metrics(result.labels, result.scores)
-            confusion_png = out / f"confusion_{name}.png"
-            draw_confusion(counts, f"{name} ({split}, n={counts.n})").save(confusion_png)
-            rows.append({"dataset": name, "split": split, **metrics, "confusion_png": confusion_png})
-            print(f"{name} ({split}): accuracy {metrics['accuracy']:.4f}, AUC {metrics['roc_auc']:.4f}, n={counts.n}")
+        rows = score_sets(detector, dirs, cfg, perturbations, device, dtype)
+        for row in rows:
+            if row["perturbation"] == "none":
+                row["confusion_png"] = out / f"confusion_{row['dataset']}.png"
+                title = f"{row['dataset']} ({row['split']}, n={row['n']})"
+                draw_confusion(row["counts"], title).save(row["confusion_png"])
 
-        # 3. The cross-dataset table: CSV, Markdown, W&B.
+        # 3. The table (CSV, Markdown, W&B), per-image scores, and accuracy against perturbation strength.
         csv_path, markdown_path = write_table(rows, out)
+        write_scores(rows, out / "scores.csv")
+        robustness_png = out / "robustness.png" if len(perturbations) > 1 else None
+        if robustness_png:
+            draw_robustness(rows).save(robustness_png)
         if tracker:
-            columns = [*COLUMNS, "confusion"]
-            tracker.table(
-                "results",
-                columns,
-                [[*(row[key] for key in COLUMNS), tracker.image(row["confusion_png"])] for row in rows],
+            tracker.table("results", list(COLUMNS), [[row[key] for key in COLUMNS] for row in rows])
+            tracker.images(
+                {"confusion/" + row["dataset"]: row["confusion_png"] for row in rows if "confusion_png" in row}
             )
+            if robustness_png:
+                tracker.images({"robustness": robustness_png})
     print(results_markdown(rows), end="")
-    print(f"done: evaluated {cfg.checkpoint} on {len(rows)} dataset(s) -> {markdown_path}, {csv_path}")
-    print(f"confusion matrices: {', '.join(str(row['confusion_png']) for row in rows)}")
+    print(f"done: evaluated {cfg.checkpoint} on {len(dirs)} dataset(s) -> {markdown_path}, {csv_path}")
+    print(
+        f"per-image scores: {out / 'scores.csv'}" + (f"; robustness plot: {robustness_png}" if robustness_png else "")
+    )
     return rows

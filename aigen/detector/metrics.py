@@ -1,10 +1,12 @@
-"""Binary detection metrics with AI as the positive class: confusion counts, accuracy, precision, recall, F1, AUC."""
+"""Binary detection metrics with AI as the positive class, from scikit-learn: confusion counts, accuracy, precision,
+recall, F1, ROC AUC and average precision."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn import metrics as sk
 
 THRESHOLD = 0.5  # an image is called AI when P(ai) > 0.5, i.e. the argmax of the two logits (ties: original)
 
@@ -26,47 +28,27 @@ class Confusion:
         return [[self.tn, self.fp], [self.fn, self.tp]]
 
 
-def confusion(labels: np.ndarray, predicted: np.ndarray) -> Confusion:
-    labels, predicted = np.asarray(labels, dtype=bool), np.asarray(predicted, dtype=bool)
-    return Confusion(
-        tn=int(np.sum(~labels & ~predicted)),
-        fp=int(np.sum(~labels & predicted)),
-        fn=int(np.sum(labels & ~predicted)),
-        tp=int(np.sum(labels & predicted)),
-    )
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve from ranks (Mann-Whitney U): tied scores share their average rank, i.e. count 1/2.
-
-    NaN when only one class is present (the AUC is undefined then).
-    """
-    labels, scores = np.asarray(labels, dtype=bool), np.asarray(scores, dtype=np.float64)
-    positives, negatives = int(labels.sum()), int((~labels).sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    _, group, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based rank of each distinct score, ties averaged
-    rank_sum = average_rank[group][labels].sum()
-    return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
-
-
-def ratio(numerator: float, denominator: float) -> float:
-    """0 when the denominator is 0 (e.g. precision when nothing is called AI), as scikit-learn reports it."""
-    return numerator / denominator if denominator else 0.0
+def ranking_metrics(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(ROC AUC, average precision); both NaN when only one class is present (they are undefined then)."""
+    if len(np.unique(labels)) < 2:
+        return float("nan"), float("nan")
+    return float(sk.roc_auc_score(labels, scores)), float(sk.average_precision_score(labels, scores))
 
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray) -> tuple[dict, Confusion]:
-    """accuracy, precision, recall, f1, roc_auc and n (images) for P(ai) `scores` against 0/1 `labels`."""
-    counts = confusion(labels, np.asarray(scores) > THRESHOLD)
-    precision = ratio(counts.tp, counts.tp + counts.fp)
-    recall = ratio(counts.tp, counts.tp + counts.fn)
+    """accuracy, precision, recall, f1, roc_auc, average_precision and n (images) for P(ai) `scores` against 0/1
+    `labels`; precision and F1 are 0 when nothing is called AI."""
+    labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=np.float64)
+    predicted = (scores > THRESHOLD).astype(int)
+    (tn, fp), (fn, tp) = sk.confusion_matrix(labels, predicted, labels=[0, 1]).tolist()
+    auc, average_precision = ranking_metrics(labels, scores)
     metrics = {
-        "accuracy": ratio(counts.tp + counts.tn, counts.n),
-        "precision": precision,
-        "recall": recall,
-        "f1": ratio(2 * precision * recall, precision + recall),
-        "roc_auc": roc_auc(labels, scores),
-        "n": counts.n,
+        "accuracy": float(sk.accuracy_score(labels, predicted)) if len(labels) else 0.0,
+        "precision": float(sk.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(sk.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(sk.f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": auc,
+        "average_precision": average_precision,
+        "n": len(labels),
     }
-    return metrics, counts
+    return metrics, Confusion(tn=tn, fp=fp, fn=fn, tp=tp)

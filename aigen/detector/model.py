@@ -1,9 +1,10 @@
-"""The detector network (a transformers ResNet with a 2-class head) and its checkpoints."""
+"""The detector networks (a transformers ResNet with a 2-class head, or a CLIP linear probe) and their checkpoints."""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -11,12 +12,19 @@ import transformers
 from hydra.utils import to_absolute_path
 from transformers import ResNetConfig, ResNetForImageClassification
 
+from aigen.detector.clip_probe import ClipProbe, ProbeConfig
 from aigen.detector.data import LABELS, Preprocess
 from aigen.errors import UserError
 from aigen.records import write_atomic
 
-CHECKPOINT_FORMAT = "aigen-detector-v1"
+CHECKPOINT_FORMAT = "aigen-detector-v2"  # v2: content-keyed train/val/test split, crop preprocessing, CLIP probes
 ID2LABEL = {index: name for name, index in LABELS.items()}
+Model = ResNetForImageClassification | ClipProbe
+# architecture name in the checkpoint -> (class, its config from the saved dict)
+ARCHITECTURES: dict[str, tuple[type, Callable[[dict], object]]] = {
+    "resnet": (ResNetForImageClassification, ResNetConfig.from_dict),
+    "clip_probe": (ClipProbe, ProbeConfig.from_dict),
+}
 
 
 def build_resnet(
@@ -61,23 +69,34 @@ def build_resnet(
     return ResNetForImageClassification(config)
 
 
+def model_preprocess(model: Model, image_size: int, resize: str) -> Preprocess:
+    """A ResNet reads `image_size` squares with ImageNet statistics; a CLIP probe its backbone's side and statistics."""
+    return model.preprocess(resize) if isinstance(model, ClipProbe) else Preprocess(image_size, resize=resize)
+
+
 @dataclass
 class Detector:
     """A trained model with what it needs to be used again: its preprocessing and the split it was trained on."""
 
-    model: ResNetForImageClassification
+    model: Model
     preprocess: Preprocess
     split: dict
     epoch: int
 
 
-def checkpoint_payload(model: ResNetForImageClassification, preprocess: Preprocess, split: dict, epoch: int) -> dict:
-    """What best.pt holds; last.pt adds the optimizer and loop state. The architecture travels with the weights."""
+def architecture(model: Model) -> str:
+    return next(name for name, (cls, _) in ARCHITECTURES.items() if isinstance(model, cls))
+
+
+def checkpoint_payload(model: Model, preprocess: Preprocess, split: dict, epoch: int) -> dict:
+    """What best.pt holds; last.pt adds the optimizer and loop state. The architecture travels with the weights
+    (for a probe: the head, and the backbone's name)."""
     return {
         "format": CHECKPOINT_FORMAT,
+        "architecture": architecture(model),
         "model_config": model.config.to_dict(),
         "model_state": model.state_dict(),
-        "preprocess": {"image_size": preprocess.image_size, "mean": preprocess.mean, "std": preprocess.std},
+        "preprocess": asdict(preprocess),
         "labels": LABELS,
         "split": split,
         "epoch": epoch,
@@ -98,13 +117,21 @@ def read_checkpoint(path: Path) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one-line answer
         raise UserError(f"checkpoint {path} cannot be read: {type(error).__name__}: {error}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(payload, dict) or not str(payload.get("format", "")).startswith("aigen-detector-"):
         raise UserError(f"{path} is not a detector checkpoint written by `python -m aigen.detect task=train`")
+    if payload["format"] != CHECKPOINT_FORMAT:
+        raise UserError(
+            f"{path} was written by an older aigen ({payload['format']}, split by path id, no test split): "
+            "train again to evaluate it honestly"
+        )
+    if payload["labels"] != LABELS:
+        raise UserError(f"{path} uses the labels {payload['labels']}, aigen's detectors use {LABELS} (AI = 1)")
     return payload
 
 
-def model_from_payload(payload: dict) -> ResNetForImageClassification:
-    model = ResNetForImageClassification(ResNetConfig.from_dict(payload["model_config"]))
+def model_from_payload(payload: dict) -> Model:
+    cls, config = ARCHITECTURES[payload["architecture"]]
+    model = cls(config(payload["model_config"]))
     model.load_state_dict(payload["model_state"])
     return model
 
@@ -115,7 +142,7 @@ def load_detector(path: Path) -> Detector:
     preprocess = payload["preprocess"]
     return Detector(
         model=model_from_payload(payload),
-        preprocess=Preprocess(preprocess["image_size"], tuple(preprocess["mean"]), tuple(preprocess["std"])),
+        preprocess=Preprocess(**preprocess | {"mean": tuple(preprocess["mean"]), "std": tuple(preprocess["std"])}),
         split=payload["split"],
         epoch=payload["epoch"],
     )

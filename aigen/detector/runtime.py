@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -16,11 +17,13 @@ PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype (None: full fp32). `auto`: bf16 on GPUs that have it, else fp16; fp32 on CPU."""
+    """The autocast dtype (None: full fp32). `auto`: bf16 on GPUs that run it natively (Ampere and later), else
+    fp16 (an emulated bf16 is slower than fp32); fp32 on CPU."""
     if precision == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        native = torch.version.hip is not None or torch.cuda.get_device_capability(device)[0] >= 8
+        return torch.bfloat16 if native else torch.float16
     if precision not in PRECISIONS:
         raise UserError(f"precision={precision!r} is not one of auto, {', '.join(PRECISIONS)}")
     return PRECISIONS[precision]
@@ -30,8 +33,32 @@ def precision_name(dtype: torch.dtype | None) -> str:
     return next(name for name, value in PRECISIONS.items() if value == dtype)
 
 
+def resolve_workers(workers: int | str) -> int:
+    """`auto`: one loader process per CPU this process may use, at most 8 (DataLoader warns above that count)."""
+    if workers == "auto":
+        return min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise UserError(f"workers={workers!r} must be auto or a whole number >= 0 (0: load in the main process)")
+    return workers
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+class PairShuffle(torch.utils.data.Sampler):
+    """Pairs in a seeded random order, each pair's two samples (2k, 2k+1) one after the other: with an even batch
+    size both halves of a pair are in the same batch."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.count, self.seed = count, seed
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        order = torch.randperm(self.count // 2, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        return iter(index for pair in order for index in (2 * pair, 2 * pair + 1))
 
 
 def loader(
@@ -40,13 +67,17 @@ def loader(
     workers: int,
     device: torch.device,
     shuffle_seed: int | None = None,
+    paired: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """Shuffled by `shuffle_seed` (None: in order), so an epoch's order depends on the seed and epoch alone."""
+    """Shuffled by `shuffle_seed` (None: in order), so an epoch's order depends on the seed and epoch alone;
+    `paired` shuffles whole pairs (samples stored original, AI, pair after pair)."""
     generator = torch.Generator().manual_seed(shuffle_seed) if shuffle_seed is not None else None
+    sampler = PairShuffle(len(dataset), shuffle_seed) if paired and shuffle_seed is not None else None
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle_seed is not None,
+        shuffle=shuffle_seed is not None and sampler is None,
+        sampler=sampler,
         generator=generator,
         num_workers=workers,
         pin_memory=device.type == "cuda",
@@ -75,7 +106,7 @@ def score(
     for images, targets in tqdm(batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with autocast(device, dtype):
-            logits = model(pixel_values=images).logits.float()
+            logits = model(images).logits.float()
         loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
         labels.append(targets.cpu().numpy())
         scores.append(logits.softmax(dim=1)[:, 1].cpu().numpy())

@@ -25,10 +25,10 @@ class DetectorRun:
 
         self.run.log({key: wandb.Table(columns=columns, data=rows)})
 
-    def image(self, path: Path):
+    def images(self, paths: dict[str, Path]) -> None:
         import wandb
 
-        return wandb.Image(str(path))
+        self.run.log({key: wandb.Image(str(path)) for key, path in paths.items()})
 
     def summary(self, values: dict) -> None:
         self.run.summary.update(values)

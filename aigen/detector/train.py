@@ -1,9 +1,12 @@
-"""`task=train`: fit a detector on the training pairs of factory datasets, keep the best epoch by validation."""
+"""`task=train`: fit a detector on the training pairs of factory datasets, keep the best epoch by validation.
+
+The test pairs are not read here: they are for `task=eval` / `task=matrix`, which report them alone.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -12,14 +15,23 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from aigen.detector.data import Augment, PairImages, Preprocess, dataset_dirs, load_pairs, make_split, select
+from aigen.detector.clip_probe import ClipProbe
+from aigen.detector.data import RESIZES, Augment, dataset_dirs, load_pairs, make_split, select
+from aigen.detector.inputs import Inputs
 from aigen.detector.metrics import binary_metrics
-from aigen.detector.model import checkpoint_payload, model_from_payload, read_checkpoint, save_checkpoint
-from aigen.detector.runtime import autocast, loader, precision_name, resolve_precision, score
+from aigen.detector.model import (
+    checkpoint_payload,
+    model_from_payload,
+    model_preprocess,
+    read_checkpoint,
+    save_checkpoint,
+)
+from aigen.detector.runtime import autocast, loader, precision_name, resolve_precision, resolve_workers, score
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
 from aigen.records import write_atomic
+from aigen.splits import check_fractions
 
 MONITORS = ("accuracy", "loss")
 
@@ -48,6 +60,13 @@ def check_settings(cfg: DictConfig) -> None:
             raise UserError(f"{key}={cfg[key]!r} must be an integer >= {minimum}")
     if not cfg.lr > 0:
         raise UserError(f"lr={cfg.lr} must be positive")
+    if cfg.resize not in RESIZES:
+        raise UserError(f"resize={cfg.resize!r} is not one of {', '.join(RESIZES)}")
+    check_fractions(cfg.val_fraction, cfg.test_fraction)
+    if cfg.augment.paired and cfg.batch_size % 2:
+        raise UserError(
+            f"augment.paired=true keeps both halves of a pair in a batch: batch_size={cfg.batch_size} must be even"
+        )
 
 
 def improvement_score(record: dict, monitor: str) -> list[float]:
@@ -65,7 +84,7 @@ def train_epoch(model, batches, optimizer, scaler, device, dtype, desc: str) -> 
     for images, targets in progress:
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with autocast(device, dtype):
-            logits = model(pixel_values=images).logits.float()
+            logits = model(images).logits.float()
         loss = F.cross_entropy(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -90,51 +109,58 @@ def write_metrics(out: Path, monitor: str, loop: dict, stopped: str) -> None:
 
 
 def train(cfg: DictConfig) -> TrainResult:
-    # 1. Check the settings and read the datasets before any work.
+    # 1. Check the settings and the model, then read the datasets, before any training.
     check_settings(cfg)
     out = Path(to_absolute_path(cfg.output_dir))
     dirs = dataset_dirs(cfg.train_sets, "train_sets")
-    pairs = {dataset_dir: load_pairs(dataset_dir) for dataset_dir in dirs}
     augment = Augment(**OmegaConf.to_container(cfg.augment, resolve=True))
+    workers = resolve_workers(cfg.workers)
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
 
-    # 2. A new run splits by pair and builds the model; a resumed run continues last.pt with its split.
+    # 2. A new run builds the model and splits by photo content; a resumed run continues last.pt with its split.
     last_path, best_path = out / "last.pt", out / "best.pt"
     if cfg.resume:
         state = read_checkpoint(last_path)
-        split = state["split"]
-        if sorted(split["datasets"]) != sorted(str(dataset_dir) for dataset_dir in dirs):
-            raise UserError(f"resume=true with other train_sets than the run in {out}: {sorted(split['datasets'])}")
-        if state["preprocess"]["image_size"] != cfg.image_size:
-            raise UserError(f"resume=true with image_size={cfg.image_size}, the run used {state['preprocess']}")
         model = model_from_payload(state)
         loop = state["loop"]
-        print(f"resuming {last_path} at epoch {loop['epoch'] + 1}")
     else:
         if last_path.exists():
             raise UserError(
                 f"{out} already holds a training run: resume=true continues it, or choose another output_dir"
             )
-        split = make_split(pairs, cfg.val_fraction, cfg.seed)
         torch.manual_seed(cfg.seed)
         model = instantiate(cfg.model, _partial_=True)()  # called here, so its UserError is not wrapped by Hydra
         loop = {"epoch": 0, "best": None, "stale": 0, "history": []}
+    if isinstance(model, ClipProbe) and augment.active:
+        raise UserError("model=clip_probe trains on cached CLIP features: augmentations need model=resnet*")
+    preprocess = model_preprocess(model, cfg.image_size, cfg.resize)
+    pairs = {dataset_dir: load_pairs(dataset_dir) for dataset_dir in dirs}
+    if cfg.resume:
+        split = state["split"]
+        if sorted(split["datasets"]) != sorted(str(dataset_dir) for dataset_dir in dirs):
+            raise UserError(f"resume=true with other train_sets than the run in {out}: {sorted(split['datasets'])}")
+        if state["preprocess"] != asdict(preprocess):
+            raise UserError(f"resume=true with other image settings than the run used: {state['preprocess']}")
+        print(f"resuming {last_path} at epoch {loop['epoch'] + 1}")
+    else:
+        split = make_split(pairs, cfg.seed, cfg.val_fraction, cfg.test_fraction)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "split.json", split)
-    preprocess = Preprocess(cfg.image_size)
-    train_pairs = [p for d in dirs for p in select(pairs[d], split["datasets"][str(d)]["train"])]
-    val_pairs = [p for d in dirs for p in select(pairs[d], split["datasets"][str(d)]["val"])]
-    train_images = PairImages(train_pairs, preprocess, augment, cfg.seed)
-    val_batches = loader(PairImages(val_pairs, preprocess), cfg.batch_size, cfg.workers, device)
+    inputs = Inputs(model, preprocess, cfg.cache_dir, cfg.batch_size, workers, device, dtype)
+    chosen = {side: [select(pairs[d], split["datasets"][str(d)][side]) for d in dirs] for side in ("train", "val")}
+    train_images = inputs(chosen["train"], augment=augment, seed=cfg.seed, desc="features (train)")
+    val_batches = loader(inputs(chosen["val"], desc="features (val)"), cfg.batch_size, inputs.workers, device)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     if cfg.resume:
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
+    test_pairs = sum(len(sides["test"]) for sides in split["datasets"].values())
     print(
-        f"{len(train_pairs)} training pairs, {len(val_pairs)} validation pairs from {len(dirs)} dataset(s); "
+        f"{len(train_images) // 2} training pairs, {len(val_batches.dataset) // 2} validation pairs (they choose "
+        f"best.pt), {test_pairs} test pairs left for task=eval, from {len(dirs)} dataset(s); "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device} ({precision_name(dtype)})"
     )
 
@@ -146,7 +172,8 @@ def train(cfg: DictConfig) -> TrainResult:
                 stopped = f"early stop: {cfg.patience} epochs without improvement"
                 break
             train_images.epoch = epoch
-            batches = loader(train_images, cfg.batch_size, cfg.workers, device, shuffle_seed=cfg.seed * 100_003 + epoch)
+            shuffle_seed = cfg.seed * 100_003 + epoch
+            batches = loader(train_images, cfg.batch_size, inputs.workers, device, shuffle_seed, augment.paired)
             train_loss, train_accuracy = train_epoch(
                 model, batches, optimizer, scaler, device, dtype, f"epoch {epoch}/{cfg.epochs}"
             )

@@ -1,0 +1,125 @@
+"""`task=matrix`: the cross-generator table of detection papers (GenImage: train on one generator, test on all).
+
+One detector per training set (and, with `pooled=true`, one on all of them), each scored on the test pairs of
+every eval set. Training runs live in `output_dir/runs/<name>` and scored cells in `output_dir/cells.json`, so a
+rerun (after a crash, or with one more eval set) trains and scores only what is not finished.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from aigen.detector.data import dataset_dirs
+from aigen.detector.evaluate import score_sets, unique_names
+from aigen.detector.model import load_detector
+from aigen.detector.perturb import CLEAN
+from aigen.detector.plots import draw_heatmap, side_by_side
+from aigen.detector.report import formatted, write_csv
+from aigen.detector.runtime import resolve_precision
+from aigen.detector.tracking import tracking
+from aigen.detector.train import check_settings, train
+from aigen.devices import resolve_device
+from aigen.errors import UserError
+from aigen.records import MANIFEST, read_rows, write_atomic
+from aigen.report import markdown_table
+
+METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "average_precision": "average precision"}
+COLUMNS = ("train", "eval", "accuracy", "roc_auc", "average_precision", "n", "pairs", "seen")
+POOLED = "pooled"
+
+
+def axis_names(dirs: list[Path]) -> dict[Path, str]:
+    """Each dataset's generator (from its manifest) when that tells them all apart, else the dir names."""
+    generators = {}
+    for dataset_dir in dirs:
+        found = {row.get("generator") for row in read_rows(dataset_dir, MANIFEST).values()}
+        generators[dataset_dir] = found.pop() if len(found) == 1 else None
+    if None not in generators.values() and len(set(generators.values())) == len(dirs):
+        return generators
+    return dict(zip(dirs, unique_names(dirs), strict=True))
+
+
+def training_run(cfg: DictConfig, train_dirs: list[Path], run: Path) -> Path:
+    """best.pt of a training run on `train_dirs`: a finished run is kept, an interrupted one resumed."""
+    metrics = run / "metrics.json"
+    if metrics.is_file() and json.loads(metrics.read_text())["stopped"] != "running":
+        trained_on = sorted(json.loads((run / "split.json").read_text())["datasets"])
+        if trained_on != sorted(map(str, train_dirs)):
+            raise UserError(f"{run} holds a run on other datasets ({trained_on}): choose another output_dir")
+        print(f"kept the finished training run {run}")
+        return run / "best.pt"
+    run_cfg = OmegaConf.merge(cfg, {"task": "train", "train_sets": [str(d) for d in train_dirs]})
+    with open_dict(run_cfg):
+        run_cfg.output_dir = str(run)
+        run_cfg.resume = (run / "last.pt").is_file()
+    train(run_cfg)
+    return run / "best.pt"
+
+
+def cell_key(train_dirs: list[Path], eval_dir: Path, eval_split: str) -> str:
+    return json.dumps([sorted(map(str, train_dirs)), str(eval_dir), eval_split])
+
+
+def matrix_markdown(cells: list[dict], rows: list[str], columns: list[str]) -> str:
+    """One grid per metric, rows = trained on, columns = evaluated on."""
+    value = {(cell["train"], cell["eval"]): cell for cell in cells}
+    parts = []
+    for metric, title in METRICS.items():
+        grid = [[name, *(formatted(value[name, column][metric]) for column in columns)] for name in rows]
+        parts.append(f"### {title}\n\n" + markdown_table(["trained on \\ evaluated on", *columns], grid) + "\n")
+    return "\n".join(parts)
+
+
+def matrix(cfg: DictConfig) -> list[dict]:
+    # 1. Check the settings before any work.
+    check_settings(cfg)
+    if cfg.perturb:
+        raise UserError("perturb applies to task=eval: run it on a checkpoint of the matrix (output_dir/runs/NAME)")
+    train_dirs = dataset_dirs(cfg.train_sets, "train_sets")
+    eval_dirs = dataset_dirs(cfg.eval_sets, "eval_sets")
+    names = axis_names(list(dict.fromkeys(train_dirs + eval_dirs)))
+    if len(set(train_dirs)) < len(train_dirs):
+        raise UserError(f"train_sets lists a dataset twice: {list(cfg.train_sets)}")
+    trainings = {names[d]: [d] for d in train_dirs}
+    if cfg.pooled and len(train_dirs) > 1:
+        trainings[POOLED] = train_dirs
+    out = Path(to_absolute_path(cfg.output_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    dtype = resolve_precision(cfg.precision, device)
+    cells_path = out / "cells.json"
+    done = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
+
+    # 2. Train (or keep) each detector, then score the cells not finished before; each cell is saved at once.
+    cells = []
+    for name, dirs in trainings.items():
+        checkpoint = training_run(cfg, dirs, out / "runs" / name)
+        missing = [d for d in eval_dirs if cell_key(dirs, d, cfg.eval_split) not in done]
+        if missing:
+            for row in score_sets(load_detector(checkpoint), missing, cfg, [CLEAN], device, dtype):
+                done[cell_key(dirs, row["dir"], cfg.eval_split)] = {key: row[key] for key in COLUMNS[2:]}
+                write_atomic(cells_path, (json.dumps(done, indent=2) + "\n").encode())
+        cells += [{"train": name, "eval": names[d]} | done[cell_key(dirs, d, cfg.eval_split)] for d in eval_dirs]
+
+    # 3. The matrix: CSV (one line per cell), Markdown grids, a heatmap per metric, W&B.
+    rows, columns = list(trainings), [names[d] for d in eval_dirs]
+    write_csv(cells, COLUMNS, out / "matrix.csv")
+    markdown = matrix_markdown(cells, rows, columns)
+    (out / "matrix.md").write_text(markdown, encoding="utf-8")
+    value = {(cell["train"], cell["eval"]): cell for cell in cells}
+    heatmaps = [
+        draw_heatmap([[value[r, c][metric] for c in columns] for r in rows], rows, columns, title)
+        for metric, title in METRICS.items()
+    ]
+    side_by_side(heatmaps).save(out / "matrix.png")
+    with tracking(cfg, "matrix-detector", out.name, out) as tracker:
+        if tracker:
+            tracker.table("matrix", list(COLUMNS), [[cell[key] for key in COLUMNS] for cell in cells])
+            tracker.images({"matrix": out / "matrix.png"})
+    print(markdown, end="")
+    print(f"done: {len(rows)}x{len(columns)} matrix -> {out / 'matrix.md'}, {out / 'matrix.csv'}, {out / 'matrix.png'}")
+    return cells
