@@ -148,6 +148,16 @@ def start_run(dataset_dir: Path, run: dict) -> None:
         _write(dataset_dir, record)
 
 
+def shards_not_finished(record: dict) -> list[int]:
+    """The shards whose latest run did not finish (still running, killed, interrupted, failed or never run)."""
+    count = record.get("shard_count", 1)
+    latest: dict[int, dict] = {}
+    for run in record["runs"]:
+        if run["shard"][1] == count:
+            latest[run["shard"][0]] = run
+    return [index for index in range(count) if latest.get(index, {}).get("state") != "finished"]
+
+
 def record_run(dataset_dir: Path, run: dict) -> dict:
     """Replace this run's `running` entry (same `run_id`) with its results and refresh the merged totals; the last
     shard to finish leaves them complete."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import torch
 
 from aigen.errors import UserError
+from aigen.records import Shard
 
 
 def resolve_device(device: str) -> torch.device:
@@ -15,3 +19,20 @@ def resolve_device(device: str) -> torch.device:
         return torch.device(device)
     except RuntimeError:
         raise UserError(f"device={device!r} is not a torch device (auto, cpu, cuda, cuda:1, ...)") from None
+
+
+def cuda_index(environ: Mapping[str, str], shard: Shard, device_count: int) -> int:
+    """Which of the visible GPUs this process uses: its LOCAL_RANK under torchrun / accelerate; under
+    submitit_local, whose jobs all see the same GPUs, its shard's index modulo their number; else the first (SLURM
+    and CUDA_VISIBLE_DEVICES already give each process its own)."""
+    if "LOCAL_RANK" in environ:
+        return int(environ["LOCAL_RANK"])
+    if environ.get("SUBMITIT_EXECUTOR") == "local" and device_count:
+        return shard.index % device_count
+    return 0
+
+
+def select_gpu(shard: Shard) -> None:
+    """Make this process's GPU the current CUDA device, so that `cuda` (device=auto) means it."""
+    if torch.cuda.is_available():
+        torch.cuda.set_device(cuda_index(os.environ, shard, torch.cuda.device_count()))

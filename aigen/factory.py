@@ -23,9 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from aigen import identity
-from aigen.dataset_record import check_record, create_record, record_run, start_run
+from aigen.dataset_record import check_record, create_record, record_run, shards_not_finished, start_run
+from aigen.devices import select_gpu
 from aigen.errors import Interrupted, RunStopped, SkipImage, UserError
-from aigen.generators.base import Generator, Variation
+from aigen.generation import BatchGenerator, CircuitBreaker
+from aigen.generators.base import Generator
 from aigen.identity import content_config
 from aigen.pairing import JpegHistory, Pairing, ai_square, original_square, read_jpeg_history
 from aigen.preprocess import ImageLoader, JpegSettings
@@ -139,19 +141,6 @@ class Preparer:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def generate_with_retry(generator: Generator, ready: list[Prepared], seeds: list[int]) -> list[Variation | SkipImage]:
-    """One batch; if it raises (e.g. out of memory), retry image by image, then record the error per image."""
-    try:
-        return generator.generate([p.model_input for p in ready], seeds)
-    except (UserError, KeyboardInterrupt):
-        raise
-    except Exception as error:  # noqa: BLE001 - any generator error must be recorded, not lose the run
-        if len(ready) == 1:
-            return [SkipImage("generate", f"{type(error).__name__}: {error}")]
-        log.warning("batch of %d failed (%s: %s); retrying one by one", len(ready), type(error).__name__, error)
-        return [generate_with_retry(generator, [p], [s])[0] for p, s in zip(ready, seeds, strict=True)]
-
-
 class StopRequest:
     """SIGINT/SIGTERM ask the run to stop after the current batch; a second signal stops it at once."""
 
@@ -183,9 +172,10 @@ class BatchResult:
     write_seconds: float
 
 
-def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepared], cfg: DictConfig) -> BatchResult:
+def write_batch(writer: PairWriter, batcher: BatchGenerator, prepared: list[Prepared], cfg: DictConfig) -> BatchResult:
     """Generate one batch and write its pairs; skipped photos are recorded with their reason. When the generator
     stops the run (RunStopped), the images it did return are written before the error goes on."""
+    generator = batcher.generator
     for p in prepared:
         if p.skip:
             writer.record_failure(p.item, p.skip.stage, p.skip.reason)
@@ -194,7 +184,7 @@ def write_batch(writer: PairWriter, generator: Generator, prepared: list[Prepare
     started = time.perf_counter()
     stopped: RunStopped | None = None
     try:
-        results = generate_with_retry(generator, ready, seeds) if ready else []
+        results = batcher([p.model_input for p in ready], seeds) if ready else []
     except RunStopped as error:
         stopped, results = error, error.results
     generated = time.perf_counter()
@@ -253,7 +243,7 @@ class LoopResult:
 def generate_pairs(
     todo: list[SourceItem],
     preparer: Preparer,
-    generator: Generator,
+    batcher: BatchGenerator,
     writer: PairWriter,
     cfg: DictConfig,
     batch_size: int,
@@ -268,7 +258,7 @@ def generate_pairs(
         waited = time.perf_counter()
         for prepared in preparer.stream(todo, batch_size):
             result.stage_seconds["load"] += time.perf_counter() - waited
-            batch = write_batch(writer, generator, prepared, cfg)
+            batch = write_batch(writer, batcher, prepared, cfg)
             result.generated += batch.written
             result.failed += batch.failed
             result.stage_seconds["generate"] += batch.generate_seconds
@@ -335,8 +325,9 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
         print("dry run: nothing was sent or written")
         return RunSummary(dataset_dir, len(items), len(items) - len(todo), 0, 0, 0.0)
 
-    # 3. Load the generator, then open the dataset dir: the run really starts here.
+    # 3. Load the generator (on this process's GPU), then open the dataset dir: the run really starts here.
     if todo:
+        select_gpu(shard)
         generator.load()
     config = redact(OmegaConf.to_container(cfg, resolve=True))
     create_record(dataset_dir, content, config, shard.count)
@@ -356,8 +347,9 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
             shard_group = dataset_dir.name if shard.count > 1 else None
             tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
         preparer = Preparer(loader, cfg.size, generator, jpeg, cfg.workers, pairing)
+        batcher = BatchGenerator(generator, batch_size, CircuitBreaker(cfg.max_consecutive_failures))
         try:
-            loop = generate_pairs(todo, preparer, generator, writer, cfg, batch_size, stop, tracker)
+            loop = generate_pairs(todo, preparer, batcher, writer, cfg, batch_size, stop, tracker)
         except BaseException as error:
             if tracker:
                 tracker.abort()
@@ -388,19 +380,26 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
             "images_per_second": round(summary.images_per_second, 4),
             "seconds_per_stage": {stage: round(seconds, 3) for stage, seconds in loop.stage_seconds.items()},
             "generator": generator.stats(),
+            "batch_size": {
+                "start": batch_size,
+                "end": batcher.batch_size,
+                "out_of_memory_at": batcher.out_of_memory_sizes,
+            },
         },
     )
     gallery = gallery_rows(read_rows(dataset_dir, MANIFEST), cfg.gallery_size)
     preview = write_preview(dataset_dir, gallery, run_dir) if run_dir else None
+    waiting = shards_not_finished(record)
     try:
         check_failure_ratio(summary, cfg.max_failure_ratio)
     except UserError:
         if tracker:
-            tracker.finish(record["counts"], dataset_dir, gallery, failed=True)
+            tracker.finish(record["counts"], dataset_dir, gallery, failed=True, log_dataset=False)
         raise
     if tracker:
         totals = record["counts"] | {"generated": loop.generated, "images_per_second": summary.images_per_second}
-        tracker.finish(totals, dataset_dir, gallery, failed=bool(stop.signal_number))
+        tracker.finish(totals, dataset_dir, gallery, failed=bool(stop.signal_number), log_dataset=not waiting)
+        print(f"dataset artifact: waiting for shard(s) {waiting}" if waiting else "dataset artifact: logged")
     if stop.signal_number:
         print(f"interrupted by {signal.Signals(stop.signal_number).name}: rerun the same command to resume")
     print(summary.line(finished=not stop.signal_number))

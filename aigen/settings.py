@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from omegaconf import DictConfig
 
 from aigen.errors import UserError
@@ -14,6 +16,14 @@ def whole_number(key: str, value: object, low: int) -> int:
     return value
 
 
+def launcher_shard() -> Shard | None:
+    """The shard of a process started by torchrun or `accelerate launch` (RANK of WORLD_SIZE), else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return None
+    return Shard(int(os.environ.get("RANK", "0")), world)
+
+
 def check_settings(cfg: DictConfig) -> Shard:
     """Check (and normalise) the top-level keys of the factory's config; returns this run's shard."""
     guidance = cfg.guidance_scale
@@ -22,7 +32,14 @@ def check_settings(cfg: DictConfig) -> Shard:
     cfg.guidance_scale = float(guidance)  # `guidance_scale=3` and 3.0 name the same dataset dir
     if isinstance(cfg.size, bool) or not isinstance(cfg.size, int) or cfg.size <= 0 or cfg.size % 8:
         raise UserError(f"size={cfg.size!r} must be a positive multiple of 8 (e.g. 256)")
-    for key, low in (("limit", 0), ("seed", 0), ("sample_seed", 0), ("workers", 1), ("gallery_size", 0)):
+    for key, low in (
+        ("limit", 0),
+        ("seed", 0),
+        ("sample_seed", 0),
+        ("workers", 1),
+        ("gallery_size", 0),
+        ("max_consecutive_failures", 0),
+    ):
         whole_number(key, cfg[key], low)
     ratio = cfg.max_failure_ratio
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
@@ -31,6 +48,14 @@ def check_settings(cfg: DictConfig) -> Shard:
         whole_number("batch_size", cfg.batch_size, 1)
     index = whole_number("shard.index", cfg.shard.index, 0)
     count = whole_number("shard.count", cfg.shard.count, 1)
+    world = launcher_shard()
+    if world and count > 1:
+        raise UserError(
+            f"shard.count={count} and torchrun/accelerate (WORLD_SIZE={world.count}) both shard the photos: "
+            "use one of them"
+        )
+    if world:
+        return world
     try:
         return Shard(index, count)
     except ValueError as error:

@@ -9,8 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from aigen.dataset_record import DATASET_JSON, count_records
+from aigen.dataset_record import DATASET_JSON, count_records, shards_not_finished
 from aigen.records import Shard
+from aigen.tracking import WandbTracker
 
 
 def shard_is_running(dataset_dir: Path, index: int, count: int) -> bool:
@@ -52,6 +53,10 @@ def last_runs_by_shard(runs: list[dict]) -> dict[tuple[int, int], dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aigen.status", description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir", type=Path)
+    parser.add_argument(
+        "--log", action="store_true", help="log the complete dataset as a W&B artifact (when its sharded runs did not)"
+    )
+    parser.add_argument("--project", default="aigen", help="W&B project for --log (default: aigen)")
     args = parser.parse_args(argv)
     record_path = args.dataset_dir / DATASET_JSON
     if not record_path.is_file():
@@ -72,6 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {len(done)} of {count} shards finished" + (f"; not yet: {missing}" if missing else ""))
     for reason, number in counts["failure_reasons"].items():
         print(f"  failed {number}x: {reason}")
+    if args.log:
+        waiting = shards_not_finished(record)
+        if waiting:
+            print(f"error: shard(s) {waiting} have not finished: the dataset is not complete yet", file=sys.stderr)
+            return 2
+        summary = {key: value for key, value in counts.items() if key != "failure_reasons"}
+        WandbTracker(project=args.project).log_dataset(record["config"], args.dataset_dir, summary, Path.cwd())
+        print("dataset artifact: logged")
     return 0
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from aigen.errors import UserError
+from aigen.records import MANIFEST, read_rows
 
 MODES = ("online", "offline", "disabled")
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password", re.IGNORECASE)
@@ -74,7 +75,14 @@ class WandbTracker:
         self.artifact_files_max = artifact_files_max
         self._run = None
 
-    def start(self, config: dict, dataset_dir: Path, run_dir: Path, default_group: str | None) -> None:
+    def start(
+        self,
+        config: dict,
+        dataset_dir: Path,
+        run_dir: Path,
+        default_group: str | None,
+        job_type: str = "make-dataset",
+    ) -> None:
         import wandb
 
         mode, notice = resolve_mode(self.mode)
@@ -90,14 +98,16 @@ class WandbTracker:
             mode=mode,
             dir=str(run_dir),
             config=redact(config),
-            job_type="make-dataset",
+            job_type=job_type,
             settings=wandb.Settings(console="off", save_code=False),
         )
 
     def progress(self, metrics: dict) -> None:
         self._run.log(metrics)
 
-    def finish(self, summary: dict, dataset_dir: Path, gallery: list[dict], failed: bool) -> None:
+    def finish(self, summary: dict, dataset_dir: Path, gallery: list[dict], failed: bool, log_dataset: bool) -> None:
+        """The summary and gallery; the dataset artifact only when `log_dataset` (the dataset is complete: never
+        a partial version per shard)."""
         import wandb
 
         run = self._run
@@ -111,15 +121,21 @@ class WandbTracker:
                     wandb.Image(str(dataset_dir / row["original"])),
                     wandb.Image(str(dataset_dir / row["ai"])),
                     row.get("category", ""),
-                    str(row["seed"]),  # 63-bit seeds do not fit W&B's float numbers exactly
+                    str(row.get("seed")),  # 63-bit seeds do not fit W&B's float numbers exactly
                     row.get("guidance_scale"),
                     row.get("steps"),
                     row["generator"],
                 )
             run.log({"gallery": table})
-        run.log_artifact(self._artifact(dataset_dir, summary))
+        if log_dataset:
+            run.log_artifact(self._artifact(dataset_dir, summary))
         run.finish(exit_code=1 if failed else 0)
         self._run = None
+
+    def log_dataset(self, config: dict, dataset_dir: Path, summary: dict, run_dir: Path) -> None:
+        """A run of its own that logs a complete dataset's artifact (`python -m aigen.status DIR --log`)."""
+        self.start(config, dataset_dir, run_dir, dataset_dir.name, job_type="log-dataset")
+        self.finish(summary, dataset_dir, [], failed=False, log_dataset=True)
 
     def abort(self) -> None:
         """Finish the run as failed (the job raised); a sweep's other jobs go on."""
@@ -128,18 +144,23 @@ class WandbTracker:
             self._run = None
 
     def _artifact(self, dataset_dir: Path, summary: dict):
+        """The records and every pair in the manifest, file by file: never a walk of the folders, which would
+        meet other runs' temporary files."""
         import wandb
 
         name = re.sub(r"[^A-Za-z0-9._-]", "-", dataset_dir.name)
         artifact = wandb.Artifact(name, type="dataset", metadata=summary)
         for path in sorted(dataset_dir.glob("*.json*")):
             artifact.add_file(str(path))
+        rows = read_rows(dataset_dir, MANIFEST)
         as_files = self.artifact_images == "files" or (
-            self.artifact_images == "auto" and summary.get("pairs", 0) <= self.artifact_files_max
+            self.artifact_images == "auto" and len(rows) <= self.artifact_files_max
         )
-        for folder in ("original", "ai"):
-            if as_files:
-                artifact.add_dir(str(dataset_dir / folder), name=folder)
-            else:
-                artifact.add_reference(f"file://{dataset_dir / folder}", name=folder)
+        for image_id in sorted(rows):
+            for half in ("original", "ai"):
+                relative = rows[image_id][half]
+                if as_files:
+                    artifact.add_file(str(dataset_dir / relative), name=relative)
+                else:
+                    artifact.add_reference(f"file://{dataset_dir / relative}", name=relative)
         return artifact
