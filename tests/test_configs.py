@@ -10,7 +10,17 @@ from aigen.identity import dataset_dir
 from conftest import compose_config, run_cli
 
 SOURCES = ["indoor", "samples", "folder"]
-GENERATORS = ["sd", "sd_tiny", "dalle2", "gpt_image", "identity", "lossless_twin"]
+ZOO = ["vae", "img2img", "inpaint", "unclip", "kandinsky"]
+GENERATORS = [
+    "sd",
+    "sd_tiny",
+    "dalle2",
+    "gpt_image",
+    "identity",
+    "lossless_twin",
+    *ZOO,
+    *(f"{name}_tiny" for name in ZOO),
+]
 LOGGERS = ["none", "wandb"]
 
 

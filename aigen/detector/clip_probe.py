@@ -21,7 +21,7 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from aigen.detector.data import LABELS, Preprocess
 from aigen.errors import UserError
-from aigen.generators.sd import is_local_path
+from aigen.generators.diffusers_base import is_local_path
 
 TINY_CLIP_ID = "aigen/clip-tiny-random"
 TINY_CLIP_VERSION = "v1"

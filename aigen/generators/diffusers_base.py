@@ -1,0 +1,435 @@
+"""What every open (diffusers) generator shares: loading with `from_pretrained`, device and dtype, one
+torch.Generator per image, compile, `batch_size=auto` from the free GPU memory, and the one-line load error.
+
+A generator says only what differs: what `from_pretrained` loads (`load_model`), the settings that decide its
+pixels (`settings`, `dir_tags`) and one pipeline call (`run`). `sd`, `vae`, `img2img`, `inpaint`, `unclip` and
+`kandinsky` are built on it (aigen.generators.sd, aigen.generators.zoo); their tiny random-weight twins
+(`*_tiny`) load through the very same code from a folder saved once to the local cache (aigen.generators.tiny).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+
+import diffusers
+import numpy as np
+import torch
+import transformers
+from PIL import Image
+
+from aigen.devices import resolve_device
+from aigen.errors import SkipImage, UserError
+from aigen.generators.base import Generator, Variation
+from aigen.preprocess import to_square
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+ALIGNMENTS = ("pixel", "semantic")  # pixel: the fake is the real photo regenerated in place; semantic: its content
+
+# batch_size=auto on a GPU: never more than this (larger batches stop paying once the GPU is saturated, and a
+# failing batch is retried image by image), nor more than fits; 4 on a CPU, as before.
+MAX_AUTO_BATCH = 64
+CPU_BATCH = 4
+GIB = 1024**3
+CUDA_RESERVE_BYTES = 1 * GIB  # CUDA context, cuDNN/cuBLAS workspaces, the allocator's fragmentation
+MEMORY_HEADROOM = 0.85  # use at most this share of what is free after the weights and the reserve
+MIN_GIB_PER_IMAGE = 0.02  # an image's own pixels and latents, when its model's activations are not per image
+
+
+def resolve_dtype(dtype: str, device: torch.device, cuda_default: torch.dtype = torch.float16) -> torch.dtype:
+    """fp16 on CUDA (the models' published precision), fp32 elsewhere (CPU half precision is slow)."""
+    if dtype == "auto":
+        return cuda_default if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise UserError(f"generator.dtype={dtype!r} is not one of auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def is_local_path(model: str) -> bool:
+    """A folder rather than a hub id (`org/name`): absolute, relative with `.` or `~`, or not of the form a/b."""
+    return model.startswith(("/", ".", "~")) or model.count("/") != 1 or os.path.isdir(model)
+
+
+def check_whole_number(option: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"generator.{option}={value!r} must be a whole number, at least {low}")
+
+
+def check_number(option: str, value: object, low: float | None = None, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"generator.{option}={value!r} must be a number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise UserError(f"generator.{option}={value!r} must be between {low} and {high}")
+    return float(value)
+
+
+def check_text(option: str, value: object, optional: bool = False) -> None:
+    if not isinstance(value, str) and not (optional and value is None):
+        raise UserError(f"generator.{option}={value!r} must be a string{' or null' if optional else ''}")
+
+
+def short_hash(*texts: str | None) -> str:
+    return hashlib.sha256(repr(texts).encode()).hexdigest()[:8]
+
+
+def model_tag(model: str) -> str:
+    """The last part of a hub id or folder, for dataset dir names (`stabilityai/sd-vae-ft-mse` -> `sd-vae-ft-mse`)."""
+    return os.path.basename(os.path.normpath(os.path.expanduser(model))) or model
+
+
+# ---------------------------------------------------------------------------------------------- batch_size=auto
+
+
+def free_cuda_bytes(device: torch.device) -> int:
+    """Free memory on a CUDA device, in bytes (the one place that asks the driver, so tests can fake it)."""
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
+def auto_batch_size(free_bytes: int, weight_bytes: float, bytes_per_image: float) -> int:
+    """The largest batch whose estimated activations fit next to the weights, at least 1, at most MAX_AUTO_BATCH."""
+    usable = (free_bytes - weight_bytes - CUDA_RESERVE_BYTES) * MEMORY_HEADROOM
+    return max(1, min(MAX_AUTO_BATCH, int(usable // bytes_per_image)))
+
+
+# ----------------------------------------------------------------------------------------------------- compile
+
+
+def clone_outputs(value: object) -> object:
+    """A copy of every tensor in a model output (tensor, tuple, list, dict or diffusers BaseOutput)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        return type(value)(*(clone_outputs(item) for item in value))
+    if isinstance(value, list | tuple):
+        return type(value)(clone_outputs(item) for item in value)
+    if isinstance(value, dict):  # BaseOutput is an OrderedDict whose fields are also attributes
+        cloned = {key: clone_outputs(item) for key, item in value.items()}
+        try:
+            return type(value)(**cloned)
+        except TypeError:
+            return type(value)(cloned)
+    return value
+
+
+def with_fresh_outputs(forward: Callable, mark_step_begin: Callable[[], None]) -> Callable:
+    """`forward` behind a guard for CUDA graphs: each call starts a new graph step and returns copies.
+
+    A CUDA-graph replay (torch.compile mode="reduce-overhead") writes its outputs into the same static buffers
+    every time, so an output kept across calls is silently overwritten by the next one. With classifier-free
+    guidance the pipeline combines the two halves into a new tensor at once; without it (guidance_scale <= 1)
+    the scheduler keeps the UNet's own output (PNDM's and DPM-Solver's history of past outputs) and would read
+    stale values. Cloning costs one latent-sized copy per step and makes every guidance scale safe.
+    """
+
+    def fresh(*args, **kwargs):
+        mark_step_begin()
+        return clone_outputs(forward(*args, **kwargs))
+
+    return fresh
+
+
+def compile_module(module: torch.nn.Module, device: torch.device, compile_fn: Callable = torch.compile) -> None:
+    """Compile `module.forward` in place (its config, dtype and device stay visible to the pipeline).
+    On CUDA with CUDA graphs, behind `with_fresh_outputs`; elsewhere inductor's default mode (no graphs)."""
+    if device.type == "cuda":
+        compiled = compile_fn(module.forward, mode="reduce-overhead")
+        module.forward = with_fresh_outputs(compiled, torch.compiler.cudagraph_mark_step_begin)
+    else:
+        module.forward = compile_fn(module.forward, mode="default")
+
+
+# ------------------------------------------------------------------------------------------------------- base
+
+
+class DiffusersGenerator(Generator):
+    """An open generator loaded with `from_pretrained` (hub id + revision, or a local folder; subfolder, variant).
+
+    Subclasses set `alignment`, the memory estimates, and implement `load_model`, `run` and `settings`.
+    The safety checker is never loaded: it replaces images it flags with black squares, which would poison a
+    detector's training set.
+    """
+
+    alignment: str = "semantic"
+    kind: str = "pipeline"  # "pipeline": from_pretrained of a whole pipeline; "component": one model (subfolder)
+    auto_cuda_dtype = torch.float16  # what dtype=auto means on CUDA
+    # batch_size=auto estimates (float16, 512 px; scaled by (gen_size/512)^2 and by the dtype's size): the model's
+    # weights, what each image of a batch adds (denoiser activations, both halves when guidance > 1) and what the
+    # autoencoder adds per image when it decodes the whole batch at once (paid once with vae_slicing).
+    # ESTIMATES from parameter counts and activation shapes, not measured: see benchmarks/gpu.py.
+    weight_gib = 2.5
+    denoise_gib_per_image = 0.4
+    decode_gib_per_image = 0.8
+
+    def __init__(
+        self,
+        model: str,
+        revision: str | None = None,
+        gen_size: int = 512,
+        device: str = "auto",
+        dtype: str = "auto",
+        name: str = "diffusers",
+        weights: str = "pretrained",
+        input_side: int | None = None,
+        compile: bool = False,
+        subfolder: str | None = None,
+        variant: str | None = None,
+        scheduler: str | None = None,
+        vae_slicing: bool = False,
+        vae_tiling: bool = False,
+        tiny: str | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        check_whole_number("gen_size", gen_size, 8)
+        if gen_size % 8:
+            raise UserError(f"generator.gen_size={gen_size} must be a positive multiple of 8")
+        if input_side is not None:
+            check_whole_number("input_side", input_side, 8)
+        for option, value in (("compile", compile), ("vae_slicing", vae_slicing), ("vae_tiling", vae_tiling)):
+            if not isinstance(value, bool):
+                raise UserError(f"generator.{option}={value!r} must be true or false")
+        for option, value in (("revision", revision), ("subfolder", subfolder), ("variant", variant)):
+            check_text(option, value, optional=True)
+        if tiny is not None:
+            from aigen.generators.tiny import TINY_MODELS  # the tiny registry imports this module
+
+            if tiny not in TINY_MODELS:
+                raise UserError(f"generator.tiny={tiny!r} is not one of {', '.join(TINY_MODELS)}")
+            weights = "random"
+            if cache_dir is None:
+                raise UserError("generator.cache_dir must be set for a tiny random-weight model")
+        elif weights == "pretrained":
+            check_text("model", model)
+            folder = os.path.expanduser(model)
+            if is_local_path(model) and not os.path.isdir(folder):
+                raise UserError(f"generator.model={model!r}: folder does not exist (a hub id looks like org/name)")
+            if subfolder and is_local_path(model) and not os.path.isdir(os.path.join(folder, subfolder)):
+                raise UserError(f"generator.subfolder={subfolder!r}: no such folder in {folder}")
+        if subfolder and self.kind != "component":
+            raise UserError(
+                f"generator.subfolder={subfolder!r}: {name} loads a whole pipeline from the repository's root; "
+                "a subfolder applies to one component (generator=vae)"
+            )
+        if scheduler is not None and not (
+            isinstance(scheduler, str) and scheduler.endswith("Scheduler") and hasattr(diffusers, scheduler)
+        ):
+            raise UserError(
+                f"generator.scheduler={scheduler!r} is not a diffusers scheduler class (e.g. DDIMScheduler, "
+                "DPMSolverMultistepScheduler); null keeps the model's own"
+            )
+        device_object = resolve_device(device)  # a bad device or dtype is one line now, not after loading
+        resolve_dtype(dtype, device_object, self.auto_cuda_dtype)
+        self.name = name
+        self.model = model
+        self.revision = revision
+        self.gen_size = gen_size
+        self.device = device
+        self.dtype = dtype
+        self.weights = weights
+        self.input_side = input_side
+        self.compile = compile
+        self.subfolder = subfolder
+        self.variant = variant
+        self.scheduler = scheduler
+        self.vae_slicing = vae_slicing
+        self.vae_tiling = vae_tiling
+        self.tiny = tiny
+        self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else None
+        self._pipe = None
+        self._scheduler_class: str | None = None
+
+    # -- what decides the pixels
+
+    def settings(self) -> dict:
+        """This generator's own settings that decide its pixels (steps, strength, prompt, ...)."""
+        return {}
+
+    def describe(self) -> dict:
+        described = {
+            "generator": self.name,
+            "model": self.model,
+            "revision": self.revision,
+            "weights": self.weights,
+            **({"subfolder": self.subfolder} if self.subfolder else {}),
+            **({"variant": self.variant} if self.variant else {}),
+            "alignment": self.alignment,
+            **self.settings(),
+            "gen_size": self.gen_size,
+        }
+        if self.kind == "pipeline":
+            described["scheduler"] = self.scheduler  # null: the model's own (each row names its class)
+        if self.vae_tiling:  # tiles are blended: other pixels (slicing only splits the batch)
+            described["vae_tiling"] = True
+        return described
+
+    def plan(self, count: int, whole: int | None = None) -> str:
+        device = resolve_device(self.device)
+        return (
+            f"{self.name}: {count} images with {self.model} ({self.weights} weights), {self.plan_detail()}, on {device}"
+        )
+
+    def plan_detail(self) -> str:
+        return f"{self.alignment} alignment"
+
+    # -- batch_size=auto
+
+    def memory_estimate(self, dtype: torch.dtype) -> tuple[float, float]:
+        """(weight bytes, bytes per image of a batch) at this gen_size and dtype, from the class's estimates."""
+        scale = (self.gen_size / 512) ** 2
+        width = torch.finfo(dtype).bits / 16  # the estimates are for 16-bit weights and activations
+        decode = 0.0 if self.vae_slicing or self.vae_tiling else self.decode_gib_per_image
+        per_image = max(self.denoise_gib_per_image + decode, MIN_GIB_PER_IMAGE) * scale * width * GIB
+        fixed = self.weight_gib * width * GIB
+        if self.vae_slicing or self.vae_tiling:
+            fixed += self.decode_gib_per_image * scale * width * GIB  # one image at a time
+        return fixed, per_image
+
+    def default_batch_size(self) -> int:
+        """On CUDA: from the free memory now (before the weights are loaded), the weights and the per-image
+        estimate; 4 on a CPU (more gains nothing there and delays the first pairs)."""
+        device = resolve_device(self.device)
+        if device.type != "cuda":
+            return CPU_BATCH
+        dtype = resolve_dtype(self.dtype, device, self.auto_cuda_dtype)
+        fixed, per_image = self.memory_estimate(dtype)
+        return auto_batch_size(free_cuda_bytes(device), fixed, per_image)
+
+    # -- loading
+
+    def pretrained_location(self) -> str:
+        """What `from_pretrained` loads: the hub id or local folder as configured, or the saved tiny model."""
+        if self.tiny:
+            from aigen.generators.tiny import ensure_tiny_model
+
+            return str(ensure_tiny_model(self.tiny, self.cache_dir))
+        return os.path.expanduser(self.model) if is_local_path(self.model) else self.model
+
+    def from_pretrained(self, loader, location: str, dtype: torch.dtype | None, revision: str | None = None, **extra):
+        """`loader.from_pretrained(location, revision, dtype, variant, ...)` (the revision is the generator's unless
+        given); what fails becomes the one-line load error, naming the model and how to point at a local copy."""
+        revision = revision if revision is not None else self.revision
+        kwargs = {"revision": revision, **({"dtype": dtype} if dtype is not None else {}), **extra}
+        if self.variant and dtype is not None:
+            kwargs["variant"] = self.variant
+        try:
+            return loader.from_pretrained(location, **kwargs)
+        except (OSError, ValueError) as error:
+            raise UserError(self.load_error(error, location, revision)) from None
+
+    def pipeline_kwargs(self, loader, location: str) -> dict:
+        """`safety_checker=None` for a pipeline that has one (read from its model_index.json), so it is never loaded."""
+        try:
+            config = diffusers.DiffusionPipeline.load_config(location, revision=self.revision)
+        except (OSError, ValueError) as error:
+            raise UserError(self.load_error(error, location, self.revision)) from None
+        if "safety_checker" in config:
+            return {"safety_checker": None, "requires_safety_checker": False}
+        return {}
+
+    def load_model(self, location: str, dtype: torch.dtype):
+        """The loaded pipeline (or model); the default loads `self.pipeline_class` as a whole pipeline."""
+        loader = self.pipeline_class
+        if isinstance(loader, str):  # by name: importing the AutoPipelines imports every pipeline
+            loader = getattr(diffusers, loader)
+        return self.from_pretrained(loader, location, dtype, **self.pipeline_kwargs(loader, location))
+
+    def load(self) -> None:
+        device = resolve_device(self.device)
+        dtype = resolve_dtype(self.dtype, device, self.auto_cuda_dtype)
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()  # e.g. "CLIPImageProcessor requires torchvision"
+        transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars
+        self.attach(self.load_model(self.pretrained_location(), dtype), device)
+        log.info("loaded %s (%s weights) on %s as %s", self.model, self.weights, device, dtype)
+
+    def attach(self, pipe, device: torch.device) -> None:
+        """Make a loaded pipeline (or model) this generator's: checks, scheduler, VAE options, device, compile.
+        (benchmarks/gpu.py attaches full-size random-weight pipelines built in code the same way.)"""
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
+        self.check_loaded(pipe)
+        if self.scheduler and type(pipe.scheduler).__name__ != self.scheduler:
+            pipe.scheduler = getattr(diffusers, self.scheduler).from_config(pipe.scheduler.config)
+        if getattr(pipe, "scheduler", None) is not None:
+            self._scheduler_class = type(pipe.scheduler).__name__
+        autoencoder = self.autoencoder(pipe)
+        if autoencoder is not None:
+            if self.vae_slicing:
+                autoencoder.enable_slicing()
+            if self.vae_tiling:
+                autoencoder.enable_tiling()
+        self._pipe = pipe.to(device)
+        if self.compile:
+            # CUDA graphs remove the per-step launch overhead; compiling takes about a minute, once per shape.
+            for module in self.compiled_modules(self._pipe):
+                compile_module(module, device)
+
+    def check_loaded(self, pipe) -> None:
+        """Refuse a loaded model this generator cannot use as configured (one line, before any work)."""
+
+    def autoencoder(self, pipe):
+        return getattr(pipe, "vae", None) or getattr(pipe, "movq", None)
+
+    def compiled_modules(self, pipe) -> list[torch.nn.Module]:
+        """What compile=true compiles: the denoiser, whose calls dominate the time."""
+        return [module for module in (getattr(pipe, "unet", None), getattr(pipe, "transformer", None)) if module]
+
+    def load_error(self, error: Exception, location: str | None = None, revision: str | None = None) -> str:
+        """One line: what failed, and the way out that fits (a local folder, or the hub cache when offline)."""
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = location or self.pretrained_location()
+        revision = revision if revision is not None else self.revision
+        if is_local_path(where):
+            return f"cannot load model from the folder {where}: {reason}"
+        offline = (
+            " (HF_HUB_OFFLINE is set: only the Hugging Face cache is used)"
+            if os.environ.get("HF_HUB_OFFLINE", "").strip() not in ("", "0")
+            else ""
+        )
+        option = "generator.prior_model" if where == getattr(self, "prior_model", None) else "generator.model"
+        fetch = f"hf download {where}" + (f" --revision {revision}" if revision else "")
+        return (
+            f"cannot load model {where!r} (revision {revision}){offline}: {reason} -- download it once "
+            f"with `{fetch}`, or set {option}=/path/to/a/local/copy"
+        )
+
+    # -- generation
+
+    def prepare(self, square: Image.Image) -> Image.Image:
+        """The square photo at gen_size (Pillow only: this runs on worker threads, no torch arithmetic here)."""
+        return to_square(square, self.gen_size)
+
+    def torch_generators(self, seeds: list[int]) -> list[torch.Generator]:
+        """One generator per image, seeded with that image's own seed: an image never depends on its batch."""
+        return [torch.Generator(device=self._pipe.device).manual_seed(seed) for seed in seeds]
+
+    def run(self, inputs: list, generators: list[torch.Generator]) -> list[Image.Image]:
+        raise NotImplementedError
+
+    def generate(self, inputs: list, seeds: list[int]) -> list[Variation | SkipImage]:
+        with torch.inference_mode():
+            images = self.run(inputs, self.torch_generators(seeds))
+        for image in images:
+            if image.size != (self.gen_size, self.gen_size):
+                raise UserError(
+                    f"{self.name} returned {image.width}x{image.height} images for generator.gen_size="
+                    f"{self.gen_size}: choose a gen_size the model supports"
+                )
+        info = {"scheduler": self._scheduler_class} if self._scheduler_class else {}
+        return [Variation(image, dict(info)) for image in images]
+
+
+def pixels_to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    """A batch of RGB images as floats in [-1, 1], NCHW (what autoencoders take)."""
+    array = np.stack([np.asarray(image, dtype=np.uint8) for image in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def tensor_to_images(batch: torch.Tensor) -> list[Image.Image]:
+    """[-1, 1] NCHW floats back to RGB images, rounded as diffusers' own postprocessing does."""
+    array = ((batch.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray((image * 255).round().astype(np.uint8)) for image in array]
