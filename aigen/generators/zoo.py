@@ -105,7 +105,59 @@ class VAEReconstruction(DiffusersGenerator):
         return tensor_to_images(vae.decode(latents).sample)
 
 
-class ImageToImage(DiffusersGenerator):
+class Prompted(DiffusersGenerator):
+    """What the text-conditioned generators share: steps, guidance, a prompt (empty by default) and an optional
+    negative prompt, checked before any work and recorded (the prompts hashed into the dir name)."""
+
+    def __init__(
+        self,
+        model: str,
+        revision: str | None,
+        steps: int,
+        guidance_scale: float,
+        prompt: str,
+        negative_prompt: str | None,
+        gen_size: int,
+        name: str,
+        **options,
+    ) -> None:
+        check_whole_number("steps", steps, 1)
+        self.guidance_scale = check_number("guidance_scale", guidance_scale, low=0)
+        check_text("prompt", prompt)
+        check_text("negative_prompt", negative_prompt, optional=True)
+        super().__init__(model, revision, gen_size, name=name, **options)
+        self.steps = steps
+        self.prompt = prompt
+        self.negative_prompt = negative_prompt
+
+    def settings(self) -> dict:
+        return {
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+        }
+
+    def prompt_tags(self) -> list[str]:
+        """`g<guidance>`, and a hash of the prompts when there are any."""
+        tags = [f"g{self.guidance_scale}"]
+        if self.prompt or self.negative_prompt:
+            tags.append("p" + short_hash(self.prompt, self.negative_prompt))
+        return tags
+
+    def prompt_options(self, count: int) -> dict:
+        """The pipeline's prompt arguments for a batch of `count`."""
+        options = {
+            "prompt": [self.prompt] * count,
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+        }
+        if self.negative_prompt is not None:
+            options["negative_prompt"] = [self.negative_prompt] * count
+        return options
+
+
+class ImageToImage(Prompted):
     """`img2img`: AutoPipelineForImage2Image on the photo at gen_size; `strength` is the share of the diffusion
     run again (low: the same photo with the model's traces; high: a new image). The empty prompt by default."""
 
@@ -140,29 +192,14 @@ class ImageToImage(DiffusersGenerator):
                 f"generator.strength={strength} x generator.steps={steps} leaves no denoising step: "
                 "strength * steps must be at least 1"
             )
-        self.guidance_scale = check_number("guidance_scale", guidance_scale, low=0)
-        check_text("prompt", prompt)
-        check_text("negative_prompt", negative_prompt, optional=True)
-        super().__init__(model, revision, gen_size, name=name, **options)
+        super().__init__(model, revision, steps, guidance_scale, prompt, negative_prompt, gen_size, name, **options)
         self.strength = strength
-        self.steps = steps
-        self.prompt = prompt
-        self.negative_prompt = negative_prompt
 
     def settings(self) -> dict:
-        return {
-            "steps": self.steps,
-            "strength": self.strength,
-            "guidance_scale": self.guidance_scale,
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-        }
+        return super().settings() | {"strength": self.strength}
 
     def dir_tags(self) -> list[str]:
-        tags = [model_tag(self.model), f"st{self.strength}", f"g{self.guidance_scale}"]
-        if self.prompt or self.negative_prompt:
-            tags.append("p" + short_hash(self.prompt, self.negative_prompt))
-        return tags
+        return [model_tag(self.model), f"st{self.strength}", *self.prompt_tags()]
 
     def plan_detail(self) -> str:
         return f"strength {self.strength} of {self.steps} steps"
@@ -174,15 +211,7 @@ class ImageToImage(DiffusersGenerator):
                 raise UserError(f"generator.{option}: {type(pipe).__name__} ({self.model}) takes no {option}")
 
     def call_options(self, count: int) -> dict:
-        options = {
-            "prompt": [self.prompt] * count,
-            "strength": self.strength,
-            "num_inference_steps": self.steps,
-            "guidance_scale": self.guidance_scale,
-            "output_type": "pil",
-        }
-        if self.negative_prompt is not None:
-            options["negative_prompt"] = [self.negative_prompt] * count
+        options = self.prompt_options(count) | {"strength": self.strength, "output_type": "pil"}
         if "height" in call_parameters(self._pipe):  # SD's img2img takes the image's size; FLUX's asks for it
             options |= {"height": self.gen_size, "width": self.gen_size}
         return options
@@ -230,7 +259,7 @@ class Inpaint(ImageToImage):
         return super().call_options(count) | {"mask_image": [keep_everything] * count}
 
 
-class UnCLIPVariation(DiffusersGenerator):
+class UnCLIPVariation(Prompted):
     """`unclip`: StableUnCLIPImg2ImgPipeline; the photo's CLIP image embedding, noised to `noise_level` (0 = as
     it is), conditions SD 2.1 next to the (empty) prompt."""
 
@@ -254,31 +283,15 @@ class UnCLIPVariation(DiffusersGenerator):
         name: str = "unclip",
         **options,
     ) -> None:
-        check_whole_number("steps", steps, 1)
         check_whole_number("noise_level", noise_level, 0)
-        self.guidance_scale = check_number("guidance_scale", guidance_scale, low=0)
-        check_text("prompt", prompt)
-        check_text("negative_prompt", negative_prompt, optional=True)
-        super().__init__(model, revision, gen_size, name=name, **options)
-        self.steps = steps
+        super().__init__(model, revision, steps, guidance_scale, prompt, negative_prompt, gen_size, name, **options)
         self.noise_level = noise_level
-        self.prompt = prompt
-        self.negative_prompt = negative_prompt
 
     def settings(self) -> dict:
-        return {
-            "steps": self.steps,
-            "guidance_scale": self.guidance_scale,
-            "noise_level": self.noise_level,
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-        }
+        return super().settings() | {"noise_level": self.noise_level}
 
     def dir_tags(self) -> list[str]:
-        tags = [model_tag(self.model), f"n{self.noise_level}", f"g{self.guidance_scale}"]
-        if self.prompt or self.negative_prompt:
-            tags.append("p" + short_hash(self.prompt, self.negative_prompt))
-        return tags
+        return [model_tag(self.model), f"n{self.noise_level}", *self.prompt_tags()]
 
     def plan_detail(self) -> str:
         return f"noise level {self.noise_level}, {self.steps} steps"
@@ -289,19 +302,14 @@ class UnCLIPVariation(DiffusersGenerator):
             raise UserError(f"generator.noise_level={self.noise_level} must be below {levels} for {self.model}")
 
     def run(self, inputs: list[Image.Image], generators: list[torch.Generator]) -> list[Image.Image]:
-        count = len(inputs)
-        negative = {"negative_prompt": [self.negative_prompt] * count} if self.negative_prompt is not None else {}
         return self._pipe(
             image=inputs,
-            prompt=[self.prompt] * count,
             height=self.gen_size,
             width=self.gen_size,
-            num_inference_steps=self.steps,
-            guidance_scale=self.guidance_scale,
             noise_level=self.noise_level,
             generator=generators,
             output_type="pil",
-            **negative,
+            **self.prompt_options(len(inputs)),
         ).images
 
 
