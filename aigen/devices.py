@@ -25,8 +25,8 @@ def cuda_index(environ: Mapping[str, str], shard: Shard, device_count: int) -> i
     """Which of the visible GPUs this process uses: its LOCAL_RANK under torchrun / accelerate; under
     submitit_local, whose jobs all see the same GPUs, its shard's index modulo their number; else the first (SLURM
     and CUDA_VISIBLE_DEVICES already give each process its own)."""
-    if "LOCAL_RANK" in environ:
-        return int(environ["LOCAL_RANK"])
+    if "LOCAL_RANK" in environ:  # modulo: a launcher that binds one GPU per task shows each task only its own
+        return int(environ["LOCAL_RANK"]) % max(device_count, 1)
     if environ.get("SUBMITIT_EXECUTOR") == "local" and device_count:
         return shard.index % device_count
     return 0

@@ -301,6 +301,7 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     jpeg = JpegSettings(cfg.jpeg.quality, cfg.jpeg.subsampling)
     pairing = Pairing(cfg.pairing.geometry, cfg.pairing.jpeg_history)
     content = content_config(cfg, source, generator)
+    select_gpu(shard)  # before batch_size=auto reads the free memory of "the" GPU
     batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size
     tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
     dataset_dir = identity.dataset_dir(cfg, source, generator)
@@ -327,7 +328,6 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
 
     # 3. Load the generator (on this process's GPU), then open the dataset dir: the run really starts here.
     if todo:
-        select_gpu(shard)
         generator.load()
     config = redact(OmegaConf.to_container(cfg, resolve=True))
     create_record(dataset_dir, content, config, shard.count)
@@ -342,13 +342,13 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     with PairWriter(dataset_dir, shard, jpeg, source_ids) as writer, StopRequest() as stop:
         start_run(dataset_dir, run)
         todo = pending(items, done_rows(dataset_dir))  # again under the lock: another run may have finished some
-        if tracker:
-            # The shards of one dataset share a W&B group, unless a sweep or the config names one.
-            shard_group = dataset_dir.name if shard.count > 1 else None
-            tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
         preparer = Preparer(loader, cfg.size, generator, jpeg, cfg.workers, pairing)
         batcher = BatchGenerator(generator, batch_size, CircuitBreaker(cfg.max_consecutive_failures))
         try:
+            if tracker:
+                # The shards of one dataset share a W&B group, unless a sweep or the config names one.
+                shard_group = dataset_dir.name if shard.count > 1 else None
+                tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
             loop = generate_pairs(todo, preparer, batcher, writer, cfg, batch_size, stop, tracker)
         except BaseException as error:
             if tracker:

@@ -97,7 +97,7 @@ class BatchGenerator:
             elif outcome.out_of_memory and size > 1:
                 release_memory()
                 self.out_of_memory_sizes.append(size)
-                self.batch_size = size // 2
+                self.batch_size = max(1, min(size - 1, self.batch_size // 2))
                 log.warning("out of memory at batch size %d; going on at %d", size, self.batch_size)
             else:
                 self.breaker.failed(outcome)

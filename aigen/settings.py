@@ -21,7 +21,10 @@ def launcher_shard() -> Shard | None:
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
         return None
-    return Shard(int(os.environ.get("RANK", "0")), world)
+    rank = int(os.environ.get("RANK", "0"))
+    if not 0 <= rank < world:
+        raise UserError(f"RANK={rank} is not in [0, WORLD_SIZE={world}): check the launcher's environment")
+    return Shard(rank, world)
 
 
 def check_settings(cfg: DictConfig) -> Shard:

@@ -109,13 +109,17 @@ class PairWriter:
         for folder in (ORIGINAL, AI):
             (self.dataset_dir / folder).mkdir(parents=True, exist_ok=True)
         self._lock.__enter__()
-        self._remove_own_temporaries()
-        for path in self._record_paths():
-            repair_torn_tail(path)
-        self._compact()
-        manifest_path, failures_path = self._record_paths()
-        self._manifest = JsonlAppender(manifest_path)
-        self._failures = JsonlAppender(failures_path)
+        try:
+            self._remove_own_temporaries()
+            for path in self._record_paths():
+                repair_torn_tail(path)
+            self._compact()
+            manifest_path, failures_path = self._record_paths()
+            self._manifest = JsonlAppender(manifest_path)
+            self._failures = JsonlAppender(failures_path)
+        except BaseException:
+            self._lock.__exit__()  # __exit__ is not called when __enter__ raises: release the lock here
+            raise
         return self
 
     def __exit__(self, exc_type, *exc_info) -> None:
@@ -177,6 +181,11 @@ class PairWriter:
         self._manifest.append({**row, ORIGINAL: f"{ORIGINAL}/{original_path.name}", AI: f"{AI}/{ai_path.name}"})
 
     def record_failure(self, item: SourceItem, stage: str, reason: str) -> None:
+        """Record why a photo has no pair. A photo only fails when it was to be (re)made, so a pair still on disk
+        under its id is a stale pair of the photo it replaced: it is removed, so that no pair of a photo that is
+        no longer in the source stays in the dataset."""
+        for path in pair_paths(self.dataset_dir, item.id):
+            path.unlink(missing_ok=True)
         self._failures.append(
             {"id": item.id, "source": item.source, "source_sha256": item.sha256, "stage": stage, "reason": reason}
         )

@@ -146,6 +146,9 @@ def test_torchrun_ranks_are_shards(monkeypatch, tiny_cfg):
     assert check_settings(tiny_cfg()) == Shard(2, 4)
     with pytest.raises(UserError, match="torchrun"):
         check_settings(tiny_cfg("shard.count=2"))
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(UserError, match="RANK=4 is not in"):
+        check_settings(tiny_cfg())
 
 
 def test_torchrun_two_processes_make_the_unsharded_dataset(tmp_path):

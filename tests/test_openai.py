@@ -264,7 +264,8 @@ def test_429_and_500_are_retried_after_the_delay_the_server_asks(tmp_path, serve
     for index, status, wait in ((0, 429, 1.0), (1, 500, 0.7)):
         first, second = server.attempts(index)
         assert (first["status"], second["status"]) == (status, 200)
-        assert second["start"] - first["end"] >= wait
+        # The server stamps `end` after flushing its answer, a moment after the client starts waiting.
+        assert second["start"] - first["end"] >= wait - 0.05
     rows = {row["request_id"]: row for row in manifest_rows(out)}
     assert sorted(row["retries"] for row in rows.values()) == [0] * (SAMPLES - 2) + [1, 1]
 

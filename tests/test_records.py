@@ -125,6 +125,18 @@ def test_a_replaced_photo_is_regenerated_and_keeps_one_row(tmp_path):
     assert verify_main([str(out)]) == 0
 
 
+def test_a_photo_replaced_by_a_broken_file_loses_its_stale_pair(tmp_path):
+    root = make_folder(tmp_path / "photos", {"a.jpg": photo_bytes("astronaut"), "b.jpg": photo_bytes("coffee")})
+    out = make_dataset(folder_cfg(root)).dataset_dir
+    (root / "b.jpg").write_bytes(b"no longer a photo")
+    assert make_dataset(folder_cfg(root)).failed == 1
+    assert not (out / "original" / "b.jpg").exists() and not (out / "ai" / "b.jpg").exists()
+    assert [row["id"] for row in raw_rows(out / "manifest.jsonl")] == ["a"]
+    [failure] = raw_rows(out / "failures.jsonl")
+    assert failure["id"] == "b" and failure["source_sha256"] == hashlib.sha256(b"no longer a photo").hexdigest()
+    assert verify_main([str(out)]) == 0
+
+
 def test_one_row_per_pair_after_a_deleted_pair_is_redone(tiny_cfg):
     out = make_dataset(tiny_cfg()).dataset_dir
     (out / "ai" / "coffee.jpg").unlink()
