@@ -283,6 +283,10 @@ def generate_pairs(
     return result
 
 
+def disk_full(dataset_dir: Path) -> UserError:
+    return UserError(f"disk full while writing {dataset_dir}: free some space and rerun to resume")
+
+
 def timestamp(seconds: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
 
@@ -339,27 +343,32 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
         "pid": os.getpid(),
     }
     source_ids = {item.id for item in everything if shard.owns(item.id)}
-    with PairWriter(dataset_dir, shard, jpeg, source_ids) as writer, StopRequest() as stop:
-        start_run(dataset_dir, run)
-        todo = pending(items, done_rows(dataset_dir))  # again under the lock: another run may have finished some
-        preparer = Preparer(loader, cfg.size, generator, jpeg, cfg.workers, pairing)
-        batcher = BatchGenerator(generator, batch_size, CircuitBreaker(cfg.max_consecutive_failures))
-        try:
-            if tracker:
-                # The shards of one dataset share a W&B group, unless a sweep or the config names one.
-                shard_group = dataset_dir.name if shard.count > 1 else None
-                tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
-            loop = generate_pairs(todo, preparer, batcher, writer, cfg, batch_size, stop, tracker)
-        except BaseException as error:
-            if tracker:
-                tracker.abort()
-            with contextlib.suppress(OSError):  # best effort: the disk may be full
-                record_run(dataset_dir, run | {"state": "failed", "finished": timestamp(), "error": repr(error)})
-            if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-                raise UserError(f"disk full while writing {dataset_dir}: free some space and rerun to resume") from None
+    try:
+        with PairWriter(dataset_dir, shard, jpeg, source_ids) as writer, StopRequest() as stop:
+            start_run(dataset_dir, run)
+            todo = pending(items, done_rows(dataset_dir))  # again under the lock: another run may have finished some
+            preparer = Preparer(loader, cfg.size, generator, jpeg, cfg.workers, pairing)
+            batcher = BatchGenerator(generator, batch_size, CircuitBreaker(cfg.max_consecutive_failures))
+            try:
+                if tracker:
+                    # The shards of one dataset share a W&B group, unless a sweep or the config names one.
+                    shard_group = dataset_dir.name if shard.count > 1 else None
+                    tracker.start(config, dataset_dir, run_dir or Path.cwd(), group or shard_group)
+                loop = generate_pairs(todo, preparer, batcher, writer, cfg, batch_size, stop, tracker)
+            except BaseException as error:
+                if tracker:
+                    tracker.abort()
+                with contextlib.suppress(OSError):  # best effort: the disk may be full
+                    record_run(dataset_dir, run | {"state": "failed", "finished": timestamp(), "error": repr(error)})
+                if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+                    raise disk_full(dataset_dir) from None
+                raise
+            finally:
+                preparer.close()
+    except OSError as error:  # closing the writer (its compaction) can meet a full disk too
+        if error.errno != errno.ENOSPC:
             raise
-        finally:
-            preparer.close()
+        raise disk_full(dataset_dir) from None
 
     # 4. Record the run in dataset.json, show the gallery, say what happened.
     summary = RunSummary(
