@@ -318,12 +318,13 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     if source.ignored:
         print(source.ignored_line())
     selection = sample(everything, cfg.limit, cfg.sample_seed)
-    items = with_hashes([item for item in selection if shard.owns(item.id)], cfg.workers)
+    # A paid generator's budget covers the whole dataset, so then every shard hashes the whole selection.
+    budget_over_all = generator.paid and shard.count > 1
+    hashed = with_hashes(selection if budget_over_all else [i for i in selection if shard.owns(i.id)], cfg.workers)
+    items = [item for item in hashed if shard.owns(item.id)]
     done = done_rows(dataset_dir)
     todo = pending(items, done)
-    whole = len(todo) if shard.count == 1 else None
-    if generator.paid and shard.count > 1:  # money is bounded over the whole dataset
-        whole = len(pending(with_hashes(selection, cfg.workers), done))
+    whole = len(pending(hashed, done)) if budget_over_all or shard.count == 1 else None
     print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
     print(generator.plan(len(todo), whole))
     if getattr(generator, "dry_run", False):

@@ -6,14 +6,9 @@ import os
 
 from omegaconf import DictConfig
 
+from aigen.checks import multiple_of_8, whole_number
 from aigen.errors import UserError
 from aigen.records import Shard
-
-
-def whole_number(key: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UserError(f"{key}={value!r} must be a whole number, at least {low}")
-    return value
 
 
 def launcher_shard() -> Shard | None:
@@ -33,8 +28,7 @@ def check_settings(cfg: DictConfig) -> Shard:
     if isinstance(guidance, bool) or not isinstance(guidance, int | float):
         raise UserError(f"guidance_scale={guidance!r} must be a number")
     cfg.guidance_scale = float(guidance)  # `guidance_scale=3` and 3.0 name the same dataset dir
-    if isinstance(cfg.size, bool) or not isinstance(cfg.size, int) or cfg.size <= 0 or cfg.size % 8:
-        raise UserError(f"size={cfg.size!r} must be a positive multiple of 8 (e.g. 256)")
+    multiple_of_8("size", cfg.size, " (e.g. 256)")
     for key, low in (
         ("limit", 0),
         ("seed", 0),

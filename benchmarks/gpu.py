@@ -26,8 +26,6 @@ import skimage.data
 import torch
 from diffusers import (
     AutoencoderKL,
-    DDIMScheduler,
-    DDPMScheduler,
     DPMSolverMultistepScheduler,
     KandinskyV22Pipeline,
     StableDiffusionImageVariationPipeline,
@@ -52,7 +50,15 @@ from transformers import (
 
 from aigen.generators.diffusers_base import GIB, compile_module, resolve_dtype
 from aigen.generators.sd import SDImageVariation
-from aigen.generators.tiny import assemble_pipeline, build_tiny_pipeline, sd_scheduler, tiny_tokenizer
+from aigen.generators.tiny import (
+    assemble_pipeline,
+    build_tiny_pipeline,
+    kandinsky_scheduler,
+    sd_scheduler,
+    tiny_tokenizer,
+    unclip_noising_scheduler,
+    unclip_scheduler,
+)
 from aigen.report import markdown_table
 from benchmarks.common import ROOT, report
 
@@ -164,21 +170,13 @@ def full_size_unclip() -> StableUnCLIPImg2ImgPipeline:
         feature_extractor=CLIPImageProcessor(size=224, crop_size=224),
         image_encoder=clip_vit_l14_image(),
         image_normalizer=StableUnCLIPImageNormalizer(embedding_dim=768),
-        image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+        image_noising_scheduler=unclip_noising_scheduler(),
         tokenizer=tiny_tokenizer(),
         text_encoder=clip_text(1024, 23, 16, "gelu"),
         unet=sd_unet(
             sample_size=96, class_embed_type="projection", projection_class_embeddings_input_dim=1536, **SD2_UNET
         ),
-        scheduler=DDIMScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            prediction_type="v_prediction",
-            set_alpha_to_one=False,
-            steps_offset=1,
-            clip_sample=False,
-        ),
+        scheduler=unclip_scheduler(),
         vae=sd_vae(),
     )
 
@@ -214,9 +212,7 @@ def full_size_kandinsky() -> tuple[KandinskyV22Pipeline, CLIPVisionModelWithProj
         num_vq_embeddings=16384,
         vq_embed_dim=4,
     )
-    scheduler = DDPMScheduler(
-        beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1
-    )
+    scheduler = kandinsky_scheduler()
     image_encoder = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
             hidden_size=1664,

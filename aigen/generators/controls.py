@@ -27,6 +27,7 @@ from pathlib import Path
 from hydra.utils import to_absolute_path
 from PIL import Image, ImageOps
 
+from aigen.checks import multiple_of_8
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
 from aigen.preprocess import Photo, to_rgb, to_square
@@ -42,8 +43,7 @@ class Identity(Generator):
     input_side = None
 
     def __init__(self, gen_size: int = 512, name: str = "identity") -> None:
-        if isinstance(gen_size, bool) or not isinstance(gen_size, int) or gen_size <= 0 or gen_size % 8:
-            raise UserError(f"generator.gen_size={gen_size!r} must be a positive multiple of 8")
+        multiple_of_8("generator.gen_size", gen_size)
         self.name = name
         self.gen_size = gen_size
 

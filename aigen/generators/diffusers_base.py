@@ -20,6 +20,7 @@ import torch
 import transformers
 from PIL import Image
 
+from aigen.checks import multiple_of_8, whole_number
 from aigen.devices import resolve_device
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
@@ -55,8 +56,7 @@ def is_local_path(model: str) -> bool:
 
 
 def check_whole_number(option: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UserError(f"generator.{option}={value!r} must be a whole number, at least {low}")
+    whole_number(f"generator.{option}", value, low)
 
 
 def check_number(option: str, value: object, low: float | None = None, high: float | None = None) -> float:
@@ -160,10 +160,11 @@ class DiffusersGenerator(Generator):
     # batch_size=auto estimates (float16, 512 px; scaled by (gen_size/512)^2 and by the dtype's size): the model's
     # weights, what each image of a batch adds (denoiser activations, both halves when guidance > 1) and what the
     # autoencoder adds per image when it decodes the whole batch at once (paid once with vae_slicing).
-    # ESTIMATES from parameter counts and activation shapes, not measured: see benchmarks/gpu.py.
-    weight_gib = 2.5
-    denoise_gib_per_image = 0.4
-    decode_gib_per_image = 0.8
+    # ESTIMATES from parameter counts and activation shapes, not measured: see benchmarks/gpu.py. Each generator
+    # states its own.
+    weight_gib: float
+    denoise_gib_per_image: float
+    decode_gib_per_image: float
 
     def __init__(
         self,
@@ -184,9 +185,7 @@ class DiffusersGenerator(Generator):
         tiny: str | None = None,
         cache_dir: str | None = None,
     ) -> None:
-        check_whole_number("gen_size", gen_size, 8)
-        if gen_size % 8:
-            raise UserError(f"generator.gen_size={gen_size} must be a positive multiple of 8")
+        multiple_of_8("generator.gen_size", gen_size)
         if input_side is not None:
             check_whole_number("input_side", input_side, 8)
         for option, value in (("compile", compile), ("vae_slicing", vae_slicing), ("vae_tiling", vae_tiling)):

@@ -38,6 +38,7 @@ import openai
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, UnidentifiedImageError
 
+from aigen.checks import whole_number
 from aigen.errors import RunStopped, SkipImage, UserError
 from aigen.generators.base import Generator, Variation
 from aigen.preprocess import to_square
@@ -216,8 +217,7 @@ class OpenAIImages(Generator):
             raise UserError(f"generator.model is empty: set the model name in conf/generator/{self.name}.yaml")
         square_side(self.api_size)
         for option, value, low in (("concurrency", self.concurrency, 1), ("max_retries", self.max_retries, 0)):
-            if not isinstance(value, int) or value < low:
-                raise UserError(f"generator.{option}={value!r} must be a whole number, at least {low}")
+            whole_number(f"generator.{option}", value, low)
         for option, value in (("timeout", self.timeout), ("max_cost", self.max_cost)):
             if not isinstance(value, (int, float)) or value < 0 or (option == "timeout" and value == 0):
                 raise UserError(f"generator.{option}={value!r} must be a positive number")

@@ -59,6 +59,29 @@ def sd_scheduler() -> PNDMScheduler:
     )
 
 
+def unclip_scheduler() -> DDIMScheduler:
+    """Stable unCLIP 2.1's scheduler (v-prediction DDIM)."""
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        set_alpha_to_one=False,
+        steps_offset=1,
+        clip_sample=False,
+    )
+
+
+def unclip_noising_scheduler() -> DDPMScheduler:
+    """What noises Stable unCLIP's image embedding to `noise_level`."""
+    return DDPMScheduler(beta_schedule="squaredcos_cap_v2")
+
+
+def kandinsky_scheduler() -> DDPMScheduler:
+    """Kandinsky 2.2 decoder's scheduler."""
+    return DDPMScheduler(beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1)
+
+
 def tiny_vae() -> AutoencoderKL:
     """Four blocks, so that it downsamples 8x as SD's VAE does."""
     torch.manual_seed(INIT_SEED)
@@ -221,19 +244,11 @@ def build_unclip(folder: Path) -> None:
         feature_extractor=clip_processor(),
         image_encoder=tiny_image_encoder(),
         image_normalizer=StableUnCLIPImageNormalizer(embedding_dim=EMBED),
-        image_noising_scheduler=DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+        image_noising_scheduler=unclip_noising_scheduler(),
         tokenizer=tiny_tokenizer(),
         text_encoder=tiny_text_encoder(),
         unet=tiny_unet(class_embed_type="projection", projection_class_embeddings_input_dim=2 * EMBED),
-        scheduler=DDIMScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            prediction_type="v_prediction",
-            set_alpha_to_one=False,
-            steps_offset=1,
-            clip_sample=False,
-        ),
+        scheduler=unclip_scheduler(),
         vae=tiny_vae(),
     ).save_pretrained(folder)
 
@@ -272,9 +287,7 @@ def build_kandinsky(folder: Path) -> None:
         num_vq_embeddings=12,
         vq_embed_dim=4,
     )
-    scheduler = DDPMScheduler(
-        beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1
-    )
+    scheduler = kandinsky_scheduler()
     KandinskyV22Pipeline(unet=unet, scheduler=scheduler, movq=movq).save_pretrained(folder)
     tiny_image_encoder().save_pretrained(folder / "image_encoder")
     clip_processor().save_pretrained(folder / "image_processor")
