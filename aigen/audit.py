@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from aigen.errors import UserError
 from aigen.records import MANIFEST, read_rows
-from aigen.report import markdown_table
+from aigen.tables import markdown_table
 
 FAIR_BAND = (0.4, 0.6)  # a share (or classifier accuracy) outside this band is flagged
 BLOCK = 8  # JPEG's DCT block side

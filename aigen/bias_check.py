@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from aigen.audit import AuditResult, audit_dataset
 from aigen.corpus import build_corpus
 from aigen.factory import make_dataset
-from aigen.report import markdown_table
+from aigen.tables import markdown_table
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -26,13 +26,13 @@ from aigen import identity
 from aigen.dataset_record import check_record, create_record, record_run, shards_not_finished, start_run
 from aigen.devices import select_gpu
 from aigen.errors import Interrupted, RunStopped, SkipImage, UserError
+from aigen.gallery import gallery_rows, write_preview
 from aigen.generation import BatchGenerator, CircuitBreaker
 from aigen.generators.base import Generator
 from aigen.identity import content_config
 from aigen.pairing import JpegHistory, Pairing, ai_square, original_square, read_jpeg_history
 from aigen.preprocess import ImageLoader, JpegSettings
 from aigen.records import MANIFEST, read_rows
-from aigen.report import gallery_rows, write_preview
 from aigen.seeding import per_image_seed
 from aigen.selection import pending, sample
 from aigen.settings import check_settings

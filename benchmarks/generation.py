@@ -21,8 +21,8 @@ from PIL import Image
 from aigen.factory import make_dataset
 from aigen.generators.sd_tiny import TinySDImageVariation
 from aigen.preprocess import ImageLoader
-from aigen.report import markdown_table
 from aigen.seeding import per_image_seed
+from aigen.tables import markdown_table
 from benchmarks.common import ROOT, make_corpus, report
 
 

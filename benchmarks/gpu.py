@@ -59,7 +59,7 @@ from aigen.generators.tiny import (
     unclip_noising_scheduler,
     unclip_scheduler,
 )
-from aigen.report import markdown_table
+from aigen.tables import markdown_table
 from benchmarks.common import ROOT, report
 
 # ------------------------------------------------------------ full-size architectures, from the real configs

@@ -20,8 +20,8 @@ from PIL import Image
 from aigen.factory import Preparer
 from aigen.pairing import Pairing
 from aigen.preprocess import ImageLoader, JpegSettings
-from aigen.report import markdown_table
 from aigen.sources import SourceItem
+from aigen.tables import markdown_table
 from benchmarks.common import best_of, make_corpus, report
 
 SIZE = 256

@@ -25,7 +25,7 @@ from aigen.detector.train import check_settings, train
 from aigen.devices import resolve_device
 from aigen.errors import UserError
 from aigen.records import MANIFEST, read_rows, write_atomic
-from aigen.report import markdown_table
+from aigen.tables import markdown_table
 
 METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "average_precision": "average precision"}
 COLUMNS = ("train", "eval", "accuracy", "roc_auc", "average_precision", "n", "pairs", "seen")

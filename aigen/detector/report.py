@@ -6,7 +6,7 @@ import csv
 import math
 from pathlib import Path
 
-from aigen.report import markdown_table
+from aigen.tables import markdown_table
 
 COLUMNS = (
     "dataset",

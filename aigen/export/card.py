@@ -13,8 +13,8 @@ from aigen.audit import CUES, FAIR_BAND
 from aigen.export.collect import HALVES, DatasetDir, Pair
 from aigen.export.licenses import Terms, hub_license, model_terms, source_terms
 from aigen.export.shards import parquet_features, split_pattern
-from aigen.report import markdown_table
 from aigen.splits import SPLITS
+from aigen.tables import markdown_table
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 COLUMN_NOTES = {

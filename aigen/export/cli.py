@@ -24,7 +24,7 @@ from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
 from aigen.export.collect import DatasetDir, collect_pairs, metadata_columns, open_dataset_dirs
 from aigen.export.shards import FORMATS, check_format_available, write_shards
-from aigen.report import contact_sheet, gallery_rows
+from aigen.gallery import contact_sheet, gallery_rows
 from aigen.splits import DEFAULT_FRACTIONS, SPLITS, check_fractions
 
 EXPORT_RECORD = "export.json"  # what was exported, and the mark that lets --overwrite replace the folder

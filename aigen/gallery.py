@@ -13,13 +13,6 @@ LABEL_HEIGHT = 14
 PAIRS_PER_ROW = 4
 
 
-def markdown_table(header: list[str], rows: list[list[object]]) -> str:
-    """A GitHub-style Markdown table (results.md, BENCHMARKS.md)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def gallery_rows(rows: dict[str, dict], count: int) -> list[dict]:
     """`count` manifest rows chosen by a hash of the id alone: runs of a sweep show the same photos."""
     chosen = sorted(rows, key=gallery_key)[:count]
