@@ -13,6 +13,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+from aigen.dataset import Shard
+from aigen.selection import sample
+from aigen.sources import SourceItem
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 TINY = ["source=samples", "generator=sd_tiny", "size=64", "logger=none"]
@@ -80,3 +84,8 @@ def file_bytes(dataset_dir: Path) -> dict[str, bytes]:
         for folder in ("original", "ai")
         for path in sorted((dataset_dir / folder).glob("*.jpg"))
     }
+
+
+def shard_part(items: list[SourceItem], limit: int, shard: Shard) -> list[SourceItem]:
+    """The photos a shard handles: its part of the seeded sample, as the factory's plan selects them."""
+    return [item for item in sample(items, limit, 0) if shard.owns(item.id)]

@@ -307,7 +307,7 @@ def test_missing_dataset_dir_is_a_one_line_error(tmp_path):
     result = run_detect(
         "task=train", f"train_sets=[{tmp_path / 'nope'}]", "output_dir=run", *FAST, "logger=none", cwd=tmp_path
     )
-    assert_one_line_error(result, "nope", "does not exist")
+    assert_one_line_error(result, "nope", "is not a directory")
 
 
 def test_missing_checkpoint_is_a_one_line_error(tmp_path, datasets):
@@ -330,5 +330,6 @@ def test_pretrained_model_not_available_offline_is_a_one_line_error(tmp_path, da
 
 def test_dataset_dir_without_pairs_is_a_user_error(tmp_path):
     cfg = compose_detect(f"train_sets=[{tmp_path}]", f"output_dir={tmp_path / 'run'}")
-    with pytest.raises(UserError, match="holds no pairs"):
+    (tmp_path / "dataset.json").write_text("{}")
+    with pytest.raises(UserError, match="has no pairs in its manifest yet"):
         train(cfg)

@@ -23,11 +23,11 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from aigen.errors import SkipImage, UserError
-from aigen.factory import Preparer
+from aigen.factory.prepare import Preparer
 from aigen.generators.base import Variation
 from aigen.generators.openai_images import encode_png, one_line
-from aigen.pairing import Pairing
-from aigen.preprocess import ImageLoader, JpegSettings
+from aigen.pairing import JpegSettings, Pairing, PairProcessor
+from aigen.preprocess import ImageLoader
 from aigen.sources import SourceItem
 from conftest import compose_config, manifest_rows, run_cli
 
@@ -528,7 +528,9 @@ def test_a_photo_that_cannot_be_uploaded_is_skipped_with_its_reason(tmp_path):
     generator = make_generator("dalle2")
     generator.max_upload_bytes = 100  # no PNG of a photo fits: the real encoder gives up at 64 px
     photo(0).save(tmp_path / "photo.png")
-    preparer = Preparer(ImageLoader(min_side=64), 64, generator, JpegSettings(95, "4:2:0"), 1, Pairing())
+    preparer = Preparer(
+        ImageLoader(min_side=64), generator, PairProcessor(Pairing(), JpegSettings(95, "4:2:0"), 64, 64), 1
+    )
     try:
         [[prepared]] = list(preparer.stream([SourceItem("photo", tmp_path / "photo.png", "photo.png", "")], 1))
     finally:

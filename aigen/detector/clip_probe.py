@@ -8,9 +8,6 @@ seed and saved once to the cache in the real model's layout, then loaded through
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +18,8 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from aigen.detector.data import LABELS, Preprocess
 from aigen.errors import UserError
-from aigen.generators.diffusers_base import is_local_path
+from aigen.pretrained import cached_build, location
+from aigen.pretrained import load_error as pretrained_load_error
 
 TINY_CLIP_ID = "aigen/clip-tiny-random"
 TINY_CLIP_VERSION = "v1"
@@ -41,24 +39,10 @@ def build_tiny_clip() -> tuple[CLIPModel, CLIPImageProcessor]:
     return CLIPModel(config), processor
 
 
-def ensure_tiny_clip(cache_dir: Path) -> Path:
-    """The saved tiny CLIP, built on first use; concurrent first uses each build, one rename wins."""
-    target = cache_dir / f"clip-tiny-random-{TINY_CLIP_VERSION}"
-    if (target / "config.json").exists():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".clip-tiny-", dir=cache_dir))
-    try:
-        model, processor = build_tiny_clip()
-        model.save_pretrained(staging)
-        processor.save_pretrained(staging)
-        os.rename(staging, target)
-    except OSError:
-        if not (target / "config.json").exists():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+def save_tiny_clip(folder: Path) -> None:
+    model, processor = build_tiny_clip()
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
 
 
 @dataclass(frozen=True)
@@ -103,22 +87,12 @@ class ClipProbe(torch.nn.Module):
 def backbone_location(backbone: str, cache_dir: str) -> str:
     """What `from_pretrained` loads: the tiny twin's cache folder, a local folder, or the hub id."""
     if backbone == TINY_CLIP_ID:
-        return str(ensure_tiny_clip(Path(os.path.expanduser(cache_dir))))
-    return os.path.expanduser(backbone) if is_local_path(backbone) else backbone
+        return str(cached_build(cache_dir, f"clip-tiny-random-{TINY_CLIP_VERSION}", save_tiny_clip))
+    return location(backbone)
 
 
 def load_error(backbone: str, revision: str | None, error: Exception) -> UserError:
-    """One line: what failed and the way out (download once, or point model.backbone at a local copy)."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if is_local_path(backbone):
-        return UserError(f"cannot load the CLIP backbone from the folder {backbone}: {reason}")
-    offline = (
-        " (HF_HUB_OFFLINE is set: only the Hugging Face cache is used)" if os.environ.get("HF_HUB_OFFLINE") else ""
-    )
-    return UserError(
-        f"cannot load CLIP model {backbone!r} (revision {revision}){offline}: {reason} -- download it once with "
-        f"`hf download {backbone} --revision {revision}`, or set model.backbone=/path/to/a/local/copy"
-    )
+    return pretrained_load_error("CLIP model", backbone, revision, error, "model.backbone")
 
 
 def build_clip_probe(backbone: str, revision: str | None, cache_dir: str) -> ClipProbe:

@@ -12,8 +12,8 @@ import torch
 from hydra.utils import to_absolute_path
 from PIL import Image, ImageFilter
 
+from aigen.dataset import open_dataset
 from aigen.errors import UserError
-from aigen.records import MANIFEST, read_rows
 from aigen.splits import SPLITS, check_fractions, content_key, split_of
 
 LABELS = {"original": 0, "ai": 1}  # AI is the positive class of every metric
@@ -37,11 +37,7 @@ class Pair:
 
 def load_pairs(dataset_dir: Path) -> list[Pair]:
     """The finished pairs of a factory dataset dir (all shards' manifests), sorted by id; refuses missing files."""
-    if not dataset_dir.is_dir():
-        raise UserError(f"dataset dir {dataset_dir} does not exist")
-    rows = read_rows(dataset_dir, MANIFEST)
-    if not rows:
-        raise UserError(f"{dataset_dir} holds no pairs (no manifest*.jsonl rows): is it a dataset dir made by run.py?")
+    rows = open_dataset(dataset_dir).rows
     paths = {image_id: (dataset_dir / row["original"], dataset_dir / row["ai"]) for image_id, row in rows.items()}
     missing = [path for pair in paths.values() for path in pair if not path.is_file()]
     if missing:

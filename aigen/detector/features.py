@@ -17,7 +17,7 @@ from aigen.detector.clip_probe import ClipProbe, backbone_location, load_backbon
 from aigen.detector.data import LABELS, Pair, PairImages, Preprocess
 from aigen.detector.perturb import Perturbation
 from aigen.detector.runtime import autocast, loader
-from aigen.records import write_atomic
+from aigen.files import write_atomic
 
 
 def file_stamp(path: Path) -> list:

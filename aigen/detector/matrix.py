@@ -13,6 +13,7 @@ from pathlib import Path
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from aigen.dataset import MANIFEST, read_rows
 from aigen.detector.data import dataset_dirs
 from aigen.detector.evaluate import score_sets, unique_names
 from aigen.detector.model import load_detector
@@ -24,7 +25,7 @@ from aigen.detector.tracking import tracking
 from aigen.detector.train import check_settings, train
 from aigen.devices import resolve_device
 from aigen.errors import UserError
-from aigen.records import MANIFEST, read_rows, write_atomic
+from aigen.files import write_atomic
 from aigen.tables import markdown_table
 
 METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "average_precision": "average precision"}

@@ -15,7 +15,7 @@ from transformers import ResNetConfig, ResNetForImageClassification
 from aigen.detector.clip_probe import ClipProbe, ProbeConfig
 from aigen.detector.data import LABELS, Preprocess
 from aigen.errors import UserError
-from aigen.records import write_atomic
+from aigen.files import write_atomic
 
 CHECKPOINT_FORMAT = "aigen-detector-v2"  # v2: content-keyed train/val/test split, crop preprocessing, CLIP probes
 ID2LABEL = {index: name for name, index in LABELS.items()}

@@ -30,7 +30,7 @@ from aigen.detector.runtime import autocast, loader, precision_name, resolve_pre
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
-from aigen.records import write_atomic
+from aigen.files import write_atomic
 from aigen.splits import check_fractions
 
 MONITORS = ("accuracy", "loss")

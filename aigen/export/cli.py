@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -20,12 +19,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from aigen.cli import add_split_options, one_line_errors
+from aigen.dataset import DatasetDir
 from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
-from aigen.export.collect import DatasetDir, collect_pairs, metadata_columns, open_dataset_dirs
+from aigen.export.collect import collect_pairs, metadata_columns, open_dataset_dirs
 from aigen.export.shards import FORMATS, check_format_available, write_shards
 from aigen.gallery import contact_sheet, gallery_rows
-from aigen.splits import DEFAULT_FRACTIONS, SPLITS, check_fractions
+from aigen.splits import SPLITS, check_fractions
 
 EXPORT_RECORD = "export.json"  # what was exported, and the mark that lets --overwrite replace the folder
 CARD = "README.md"
@@ -38,11 +39,11 @@ LABEL_HEIGHT = 16
 class ExportOptions:
     dataset_dirs: list[Path]
     out: Path
-    file_format: str = "parquet"
-    max_shard_mb: float = 500.0
-    seed: int = 0
-    val_fraction: float = DEFAULT_FRACTIONS["val"]
-    test_fraction: float = DEFAULT_FRACTIONS["test"]
+    file_format: str
+    max_shard_mb: float
+    seed: int
+    val_fraction: float
+    test_fraction: float
     audit_dirs: list[Path] = field(default_factory=list)
     overwrite: bool = False
     repo_id: str | None = None
@@ -212,9 +213,7 @@ def parse_args(argv: list[str] | None) -> ExportOptions:
     )
     parser.add_argument("--format", dest="file_format", choices=FORMATS, default="parquet")
     parser.add_argument("--max-shard-mb", type=float, default=500.0, help="image megabytes per shard (500)")
-    parser.add_argument("--seed", type=int, default=0, help="split seed, as python -m aigen.detect's (0)")
-    parser.add_argument("--val-fraction", type=float, default=DEFAULT_FRACTIONS["val"])
-    parser.add_argument("--test-fraction", type=float, default=DEFAULT_FRACTIONS["test"])
+    add_split_options(parser)
     parser.add_argument(
         "--audit",
         dest="audit_dirs",
@@ -230,13 +229,10 @@ def parse_args(argv: list[str] | None) -> ExportOptions:
     return ExportOptions(**vars(parser.parse_args(argv)))
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    try:
-        result = export(options)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = export(options)
     counts = ", ".join(f"{split} {count}" for split, count in result.splits.items())
     shards = sum(len(names) for names in result.files.values())
     print(f"exported {sum(result.splits.values())} pairs ({counts}) as {options.file_format}, {shards} shards")
