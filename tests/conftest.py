@@ -80,3 +80,24 @@ def file_bytes(dataset_dir: Path) -> dict[str, bytes]:
         for folder in ("original", "ai")
         for path in sorted((dataset_dir / folder).glob("*.jpg"))
     }
+
+
+# -- the paid API generators' CLI runs (test_openai, test_gemini) ------------------------------------------------
+
+
+def ai_images(out: Path) -> list[Path]:
+    return sorted((out / "ai").glob("*.jpg"))
+
+
+def failures(out: Path) -> list[dict]:
+    return [json.loads(line) for path in out.glob("failures*.jsonl") for line in path.read_text().splitlines()]
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
