@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,8 @@ import pytest
 from hydra.utils import instantiate
 from PIL import Image
 
-from aigen.errors import UserError
+from aigen.errors import SkipImage, UserError
+from aigen.factory import make_dataset
 from aigen.generators.base import Variation
 from aigen.generators.gemini import quota_exhausted
 from aigen.generators.paid_api import one_line
@@ -74,6 +76,7 @@ class FakeGemini:
         self.photos: list[str] = []  # distinct input photos (hash of the inline PNG), in the order first seen
         self.issued_ids: list[str] = []
         self.script = lambda request: None
+        self.hold = 0.0  # seconds each request is held before its answer (to time the client out)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -113,6 +116,7 @@ class FakeGemini:
                 "start": time.monotonic(),
             }
             self.requests.append(request)
+        time.sleep(self.hold)
         answer = self.script(request)
         with self.lock:
             response_id = f"resp_{len(self.issued_ids):04d}"
@@ -131,7 +135,10 @@ class FakeGemini:
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
+            request["status"] = None
 
     def attempts(self, photo_index: int) -> list[dict]:
         return [r for r in self.requests if r["photo_index"] == photo_index]
@@ -373,6 +380,50 @@ def test_a_rate_limit_is_retried_and_stops_the_run_only_when_the_retries_run_out
     with pytest.raises(UserError, match="quota or rate limit still exceeded .gave up after 2 retries."):
         generator.generate([generator.prepare(photo(1))], [0])
     assert len(server.attempts(1)) == 3
+
+
+def test_money_is_bounded_over_all_shards(tmp_path):
+    """8 photos at $1 with max_cost $5: each shard alone would fit, the dataset does not, so every shard refuses."""
+    for index in range(4):
+        cfg = compose_config(
+            "source=samples", "generator=gemini_image", "generator.price=1", "generator.max_cost=5", "logger=none",
+            "size=64", "shard.count=4", f"shard.index={index}", f"dataset_dir={tmp_path / 'out'}",
+        )  # fmt: skip
+        with pytest.raises(UserError, match=r"estimated cost \$8.00 for the 8 images still missing in the whole"):
+            make_dataset(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_final_image_is_kept_not_a_thought_image(server, monkeypatch):
+    thought = {"inlineData": {"mimeType": "image/png", "data": png_b64(512, 1)}, "thought": True}
+    final = {"inlineData": {"mimeType": "image/png", "data": png_b64(512, 2)}}
+    text = {"text": "Here is the photo."}
+    candidate = {"content": {"role": "model", "parts": [thought, text, final]}, "finishReason": "STOP"}
+    server.script = lambda request: (200, {"candidates": [candidate], "responseId": "r1"})
+    generator = loaded(server, monkeypatch)
+    [result] = generator.generate([generator.prepare(photo())], [0])
+    expected = Image.open(io.BytesIO(base64.b64decode(final["inlineData"]["data"]))).convert("RGB")
+    assert result.image.tobytes() == expected.tobytes() and result.info["request_id"] == "r1"
+
+
+def test_a_timeout_is_retried_then_skipped(server, monkeypatch):
+    server.hold = 1.0
+    generator = loaded(server, monkeypatch, "generator.timeout=0.3", "generator.max_retries=1")
+    [result] = generator.generate([generator.prepare(photo())], [0])
+    assert isinstance(result, SkipImage) and "timed out after 0.3 s" in result.reason
+    assert "gave up after 1 retries" in result.reason and "2 request(s) timed out" in result.reason
+    assert len(server.requests) == 2 and generator.stats()["possibly_billed_timeouts"] == 2
+
+
+def test_no_network_stops_after_a_few_photos(monkeypatch):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    closed = FakeGemini.__new__(FakeGemini)
+    closed.url = f"http://127.0.0.1:{port}"
+    generator = loaded(closed, monkeypatch, "generator.max_retries=0", "generator.concurrency=1")
+    with pytest.raises(UserError, match=f"cannot reach 127.0.0.1:{port}: 3 photos in a row failed to connect"):
+        generator.generate([generator.prepare(photo(i)) for i in range(5)], list(range(5)))
 
 
 def test_other_rejections_skip_the_photo(server, monkeypatch):

@@ -103,7 +103,7 @@ class GeminiImage(PaidAPI):
         prompt: str,
         image_size: str | None = DEFAULT_IMAGE_SIZE,
         retry_delay: float = 1.0,
-        license: str | None = None,  # noqa: A002 - the config key every generator has
+        license: str | None = None,  # the weights' or outputs' terms, for the dataset card
         **options,
     ) -> None:
         super().__init__(**options)
