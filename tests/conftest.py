@@ -82,6 +82,17 @@ def file_bytes(dataset_dir: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.fixture
+def wandb_env(tmp_path):
+    """W&B offline with every one of its folders in tmp_path: nothing reaches the home folder or the network."""
+    folders = {
+        name: tmp_path / name.lower() for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
+    }
+    for folder in folders.values():
+        folder.mkdir()
+    return {name: str(folder) for name, folder in folders.items()} | {"WANDB_MODE": "offline", "HOME": str(tmp_path)}
+
+
 # -- the paid API generators' CLI runs (test_openai, test_gemini) ------------------------------------------------
 
 

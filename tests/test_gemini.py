@@ -162,14 +162,15 @@ def server():
     fake.close()
 
 
-def run(tmp_path: Path, server: FakeGemini, *overrides: str, key: str | None = KEY):
-    """The CLI on the 8 sample photos at 64 px, 512 px requests to `server`; returns (result, dataset dir, cwd)."""
+def run(tmp_path: Path, server: FakeGemini, *overrides: str, key: str | None = KEY, wandb: dict | None = None):
+    """The CLI on the 8 sample photos at 64 px, 512 px requests to `server`; returns (result, dataset dir, cwd).
+    `wandb`: the environment of an offline W&B run (else no tracking)."""
     out, cwd = tmp_path / "out", tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
     result = run_cli(
         "source=samples",
         "size=64",
-        "logger=none",
+        f"logger={'wandb' if wandb else 'none'}",
         f"dataset_dir={out}",
         "generator=gemini_image",
         "generator.image_size=512",
@@ -179,7 +180,7 @@ def run(tmp_path: Path, server: FakeGemini, *overrides: str, key: str | None = K
         "generator.timeout=30",
         *overrides,
         cwd=cwd,
-        env={"GEMINI_API_KEY": key},
+        env={"GEMINI_API_KEY": key} | (wandb or {}),
         timeout=120,
     )
     return result, out, cwd
@@ -240,21 +241,24 @@ def test_a_run_above_max_cost_refuses_before_sending(tmp_path, server):
     assert server.requests == [] and not out.exists()
 
 
-def test_a_503_is_retried_by_the_sdk_and_the_key_stays_out_of_its_log(tmp_path, server):
-    # The SDK logs each retry with the server's answer: a server echoing the key must not put it in run.log.
+def test_a_503_is_retried_by_the_sdk_and_the_key_stays_out_of_its_log_and_wandb(tmp_path, server, wandb_env):
+    # The SDK logs each retry with the server's answer: a server echoing the key must not put it in run.log; nor may
+    # the key reach the W&B run (its config, logs and records).
     server.script = lambda request: (
         api_error(503, "UNAVAILABLE", f"The model is overloaded ({KEY})")
         if request["photo_index"] == 0 and request["attempt"] == 0
         else None
     )
-    result, out, cwd = run(tmp_path, server)
+    result, out, cwd = run(tmp_path, server, wandb=wandb_env)
     assert result.returncode == 0, result.stderr
     assert len(ai_images(out)) == SAMPLES and not failures(out)
     assert [r["status"] for r in server.attempts(0)] == [503, 200]
     assert sorted(row["retries"] for row in manifest_rows(out)) == [0] * (SAMPLES - 1) + [1]
     run_log = next(cwd.rglob("run.log")).read_text()
     assert "Retrying" in run_log and "<GEMINI_API_KEY>" in run_log
-    assert_key_in_no_file(result, out, cwd)
+    [wandb_run] = (cwd / "outputs").rglob("offline-run-*")  # inside the Hydra run dir
+    assert list(wandb_run.rglob("*.wandb"))
+    assert_key_in_no_file(result, tmp_path)  # the W&B run included
 
 
 def test_a_refused_key_stops_the_run_with_one_line(tmp_path, server):

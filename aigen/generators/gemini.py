@@ -20,7 +20,6 @@ a square `image_config`. The model, its output size, the instruction and the pri
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import io
 import json
@@ -30,7 +29,7 @@ from collections.abc import Mapping
 import httpx2
 from google import genai
 from google.genai import errors, types
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Variation
@@ -208,7 +207,7 @@ class GeminiImage(PaidAPI):
         except errors.APIError as error:
             self._connections.connected()
             self.check_fatal(error)
-            failure = f"HTTP {error.code} {error.status}: {self.safe(error.message)}"
+            failure = f"HTTP {error.code} {error.status}: {self.safe(error.message or error.details)}"
             return SkipImage("generate", failure + self.attempts_note())
         except httpx2.TimeoutException:
             self._connections.connected()
@@ -222,7 +221,7 @@ class GeminiImage(PaidAPI):
 
     def check_fatal(self, error: errors.APIError) -> None:
         """Raise UserError for what no other photo would pass either: the run stops with one line."""
-        message = self.safe(error.message, limit=200)
+        message = self.safe(error.message or error.details, limit=200)
         where = f"HTTP {error.code} {error.status} from {self.host()}"
         if error.code == 401 or error_reason(error) == "API_KEY_INVALID":  # Gemini answers a bad key with a 400
             raise UserError(
@@ -255,7 +254,7 @@ class GeminiImage(PaidAPI):
             detail = f": {feedback.block_reason_message}" if feedback.block_reason_message else ""
             return self.refused(f"prompt blocked ({enum_name(feedback.block_reason)}{detail})", request)
         candidate = response.candidates[0] if response.candidates else None
-        parts = candidate.content.parts or [] if candidate is not None and candidate.content is not None else []
+        parts = (candidate.content.parts or []) if candidate is not None and candidate.content is not None else []
         images = [
             part.inline_data
             for part in parts
@@ -270,7 +269,7 @@ class GeminiImage(PaidAPI):
         try:
             with Image.open(io.BytesIO(images[-1].data)) as returned:
                 image = returned.convert("RGB")
-        except (binascii.Error, ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+        except (OSError, ValueError, Image.DecompressionBombError) as error:  # the SDK has decoded the base64
             return SkipImage("generate", f"the returned image does not decode: {error} ({request})")
         info = {
             "request_id": response.response_id,
