@@ -227,11 +227,15 @@ def test_edits_each_photo_and_records_model_prompt_and_request(tmp_path, server)
     assert_key_in_no_file(result, out, cwd)
 
 
-def test_dry_run_prints_the_plan_and_sends_nothing_without_a_key(tmp_path, server):
+def test_dry_run_prints_the_plan_and_a_real_run_needs_a_key(tmp_path, server):
     result, out, _ = run(tmp_path, server, "generator.dry_run=true", "generator.max_cost=0.1", key=None)
     assert result.returncode == 0, result.stderr
     assert "8 images from" in result.stdout and "estimated cost $0.37" in result.stdout
     assert "ABOVE max_cost" in result.stdout and "dry run: nothing was sent" in result.stdout
+    assert server.requests == [] and not out.exists()
+
+    result, out, _ = run(tmp_path, server, key=None)  # no longer a dry run: the key is missing
+    assert_one_line_error(result, "GOOGLE_API_KEY or GEMINI_API_KEY is not set", "generator.dry_run=true")
     assert server.requests == [] and not out.exists()
 
 
