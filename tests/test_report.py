@@ -276,7 +276,14 @@ def test_site_in_headless_chromium_from_disk(site, inputs, tmp_path):
         assert broken_images(driver) == []
         save_shot(page_png(driver), "report-overview.png", tmp_path)
 
-        # 2. The filters: generator, then alignment; a page that spans two chunks.
+        # 2. A dataset card's link filters by its dataset; the filters: generator, then alignment; a page that
+        # spans two chunks.
+        vae = inputs["datasets"][1].name
+        driver.find_element(By.CSS_SELECTOR, f'#dataset-{vae} a[href^="#pairs?"]').click()
+        cards = showing("page 1 of 2 · 8 pairs")
+        assert {card.get_attribute("data-dataset") for card in cards} == {vae}
+        Select(driver.find_element(By.ID, "filter-dataset")).select_by_value("")
+        showing("page 1 of 4 · 16 pairs")
         Select(driver.find_element(By.ID, "filter-generator")).select_by_value("vae_tiny")
         cards = showing("page 1 of 2 · 8 pairs")
         assert len(cards) == PAGE_SIZE and {card.get_attribute("data-generator") for card in cards} == {"vae_tiny"}

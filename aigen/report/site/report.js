@@ -181,9 +181,13 @@
       render();
     });
   }
-  window.addEventListener("hashchange", function () {
-    if (readHash()) showState();
-  });
+  // A link to #pairs?... (a dataset card's) names no element: show the browser with its filters.
+  function followHash() {
+    if (!readHash()) return;
+    document.getElementById("pairs").scrollIntoView();
+    showState();
+  }
+  window.addEventListener("hashchange", followHash);
 
   // The compare view: both halves at full size (or zoomed, pixels kept square) and their per-pixel difference.
   // The difference is the browser's own `mix-blend-mode: difference` of the AI image over the original, so it needs
@@ -241,7 +245,7 @@
 
   if (index.pairs) {
     fillFilters();
-    readHash();
-    showState();
+    if (location.hash.startsWith("#pairs?")) followHash();
+    else showState();
   }
 })();
