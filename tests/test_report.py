@@ -22,6 +22,7 @@ from PIL import Image, ImageChops
 from aigen import audit
 from aigen.errors import UserError
 from aigen.report.cli import REPORT_RECORD, ReportOptions, main, report
+from aigen.report.pages import pair_entry
 from conftest import CONF, run_cli
 
 SHOTS = Path("/tmp/aigen-report-shots")  # the screenshots, also kept here for a person to look at
@@ -152,7 +153,19 @@ def test_100000_pairs_become_small_pages(tmp_path):
     assert [(s["generator"], s["count"]) for s in index["segments"]] == [("sd", 33_334), ("vae", 66_666)]
     ids = [pair[0] for chunk in chunks for pair in chunk_pairs(chunk)]
     assert len(ids) == len(set(ids)) == 100_000
-    assert chunk_pairs(chunks[0])[1][4] == str(2**63 - 3)  # seeds as text: exact beyond 2**53
+    assert chunk_pairs(chunks[0])[1][4] == str(2**63 - 3)
+
+
+def test_pair_paths_are_urls_and_seeds_text():
+    row = {
+        "id": "a #1",
+        "original": "original/a #1.jpg",
+        "ai": "ai/a #1.jpg",
+        "source": "x/a #1.png",
+        "seed": 2**64 - 1,
+    }
+    assert pair_entry(row) == ["a #1", "original/a%20%231.jpg", "ai/a%20%231.jpg", "x/a #1.png", str(2**64 - 1)]
+    assert pair_entry({**row, "seed": None})[4] is None
 
 
 def test_copy_puts_the_images_in_the_site(inputs, tmp_path):

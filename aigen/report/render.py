@@ -55,7 +55,7 @@ def dataset_card(fact: DatasetFacts) -> str:
     generators = sorted({str(row.get("generator")) for row in dataset.rows.values()})
     alignments = sorted({str(row.get("alignment")) for row in dataset.rows.values() if row.get("alignment")})
     badges = "".join(f'<span class="badge">{escape(value)}</span>' for value in [*generators, *alignments])
-    source = content.get("source", {})
+    source, versions = content.get("source", {}), record.get("versions")
     facts = [
         ("generator", ", ".join(generators)),
         ("model", f"{content.get('model', '')} {content.get('revision') or ''}".strip()),
@@ -67,9 +67,9 @@ def dataset_card(fact: DatasetFacts) -> str:
         ("licence of the AI images", fact.model.license),
         ("fingerprint", record.get("fingerprint", "")),
         ("created", record.get("created", "")),
-        ("made with", f"aigen {record.get('versions', {}).get('aigen')}, git commit {record.get('git_commit')}"),
+        ("made with", f"aigen {versions.get('aigen')}, git commit {record.get('git_commit')}" if versions else ""),
     ]
-    facts_table = table([], [[escape(key), escape(str(value))] for key, value in facts], "facts")
+    facts_table = table([], [[escape(key), escape(str(value))] for key, value in facts if value], "facts")
     reasons = fact.counts["failure_reasons"]
     skips = (
         table(["stage: reason", "photos"], [[escape(reason), str(count)] for reason, count in reasons.items()])

@@ -123,7 +123,6 @@
       "page " + (state.page + 1) + " of " + pages + " \u00b7 " + total.toLocaleString("en") + " pairs";
     document.getElementById("page-previous").disabled = state.page === 0;
     document.getElementById("page-next").disabled = state.page >= pages - 1;
-    grid.dataset.ready = String(ticket);
   }
 
   // State <-> #pairs?dataset=...&generator=...&alignment=...&page=N (links from the dataset cards use it).
@@ -239,6 +238,7 @@
   document.getElementById("compare-previous").addEventListener("click", () => openCompare(current - 1));
   document.getElementById("compare-next").addEventListener("click", () => openCompare(current + 1));
   dialog.addEventListener("keydown", function (event) {
+    if (event.target.tagName === "SELECT") return; // arrows choose a zoom or gain there
     if (event.key === "ArrowLeft") openCompare(current - 1);
     if (event.key === "ArrowRight") openCompare(current + 1);
   });
