@@ -20,6 +20,8 @@ from hydra import compose, initialize_config_dir
 from PIL import Image, ImageChops
 
 from aigen import audit
+from aigen.detector.evaluate import evaluate
+from aigen.detector.matrix import matrix
 from aigen.errors import UserError
 from aigen.report.cli import REPORT_RECORD, ReportOptions, main, report
 from aigen.report.pages import pair_entry
@@ -47,10 +49,9 @@ def inputs(tmp_path_factory) -> dict:
     assert result.returncode == 0, result.stderr[-2000:]
     datasets = sorted((root / "data" / "processed").iterdir())
     assert [d.name.split("-")[1] for d in datasets] == ["sd_tiny", "vae_tiny"]
-    audits = [audit.run(d, root / f"audit-{d.name}", "none", "aigen")[1]["json"].parent for d in datasets]
-
-    from aigen.detector.evaluate import evaluate
-    from aigen.detector.matrix import matrix
+    audits = [root / f"audit-{d.name}" for d in datasets]
+    for dataset, folder in zip(datasets, audits, strict=True):
+        audit.run(dataset, folder, "none", "aigen")
 
     photos = photo_crops(40, seed=2)
     sets = [make_dataset_dir(root / name, photos, fake, name) for name, fake in (("noise", noise), ("blur", blur))]
