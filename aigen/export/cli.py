@@ -68,22 +68,25 @@ def check_options(options: ExportOptions) -> None:
     check_format_available(options.file_format)
 
 
-def check_out_dir(out: Path, dirs: list[DatasetDir], overwrite: bool) -> None:
-    """The export goes next to the datasets, never into one (a dataset dir must stay a clean imagefolder) nor
-    around one (--overwrite would delete it), and replaces only a folder that an export made."""
+def check_out_dir(
+    out: Path, dirs: list[DatasetDir], overwrite: bool, record: str = EXPORT_RECORD, what: str = "export"
+) -> None:
+    """The export (or `what` else a tool builds from dataset dirs) goes next to the datasets, never into one (a
+    dataset dir must stay a clean imagefolder) nor around one (--overwrite would delete it), and replaces only a
+    folder that the same tool made (one holding its `record` file)."""
     resolved = out.resolve()
     for dataset in dirs:
         if resolved.is_relative_to(dataset.path):
-            raise UserError(f"--out {out} is inside the dataset dir {dataset.path}; write the export elsewhere")
+            raise UserError(f"--out {out} is inside the dataset dir {dataset.path}; write the {what} elsewhere")
         if dataset.path.is_relative_to(resolved):
-            raise UserError(f"--out {out} contains the dataset dir {dataset.path}; write the export elsewhere")
+            raise UserError(f"--out {out} contains the dataset dir {dataset.path}; write the {what} elsewhere")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"--out {out} is not empty; pass --overwrite to replace a previous export")
-        if not (out / EXPORT_RECORD).is_file():
-            raise UserError(f"--out {out} is not an aigen export (no {EXPORT_RECORD}); refusing to replace it")
+            raise UserError(f"--out {out} is not empty; pass --overwrite to replace a previous {what}")
+        if not (out / record).is_file():
+            raise UserError(f"--out {out} is not an aigen {what} (no {record}); refusing to replace it")
 
 
 def read_audit(folder: Path) -> dict:
@@ -93,22 +96,25 @@ def read_audit(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def find_audits(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, dict]:
-    """audit.json by dataset dir name: from each --audit folder, else from the audit's default output folder
+def find_audit_dirs(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, Path]:
+    """The audit output folder by dataset dir name: each --audit folder, else the audit's default output folder
     (./audit-<dataset dir name>) when it is there."""
     names = [dataset.name for dataset in dirs]
     found = {
-        name: read_audit(Path.cwd() / f"audit-{name}")
-        for name in names
-        if (Path.cwd() / f"audit-{name}" / "audit.json").is_file()
+        name: Path.cwd() / f"audit-{name}" for name in names if (Path.cwd() / f"audit-{name}" / "audit.json").is_file()
     }
     for folder in audit_dirs:
         audit = read_audit(folder)
         name = Path(audit["dataset"]).name
         if name not in names:
-            raise UserError(f"--audit {folder} is the audit of {audit['dataset']}, which this export does not hold")
-        found[name] = audit
+            raise UserError(f"--audit {folder} is the audit of {audit['dataset']}, which is not among the dataset dirs")
+        found[name] = folder
     return {name: found[name] for name in names if name in found}
+
+
+def find_audits(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, dict]:
+    """audit.json by dataset dir name (see find_audit_dirs)."""
+    return {name: read_audit(folder) for name, folder in find_audit_dirs(dirs, audit_dirs).items()}
 
 
 def preview_image(dirs: list[DatasetDir]) -> Image.Image:
