@@ -227,6 +227,7 @@ def test_new_metrics_on_a_hand_made_case():
     # 5 real images: a threshold flags at most 5% of them only when it flags none, i.e. above 0.7 (3 fakes of 7)
     assert metrics["tpr_at_5_fpr"] == pytest.approx(3 / 7)
     assert tpr_at_fpr(LABELS, SCORES, 0.2) == pytest.approx(5 / 7)  # one real image (0.7) may be flagged
+    assert tpr_at_fpr(LABELS, SCORES, 0.3) == pytest.approx(5 / 7)  # a reached point of the curve, not interpolated
     assert (metrics["n"], metrics["n_real"], metrics["n_ai"]) == (12, 5, 7)
     one_class, _ = binary_metrics(np.array([1, 1]), np.array([0.2, 0.9]))
     assert math.isnan(one_class["accuracy_real"]) and math.isnan(one_class["balanced_accuracy"])
@@ -234,10 +235,10 @@ def test_new_metrics_on_a_hand_made_case():
 
 
 def test_expected_calibration_error_by_hand_and_from_calibration_curve():
-    # two bins: [0, 0.5] holds 0.2 (real) and 0.4 (AI): |0.3 - 0.5|; (0.5, 1] holds 0.9, 0.9 (AI) and 0.6 (real):
-    # |0.8 - 2/3|; weighted by 2/5 and 3/5
-    labels, scores = np.array([0, 1, 1, 1, 0]), np.array([0.2, 0.4, 0.9, 0.9, 0.6])
-    expected = 2 / 5 * abs(0.3 - 0.5) + 3 / 5 * abs(0.8 - 2 / 3)
+    # two bins: [0, 0.5] holds 0.2 (real) and 0.5 (AI, on the edge): |0.35 - 0.5|; (0.5, 1] holds 0.9, 0.9 (AI)
+    # and 0.6 (real): |0.8 - 2/3|; weighted by 2/5 and 3/5
+    labels, scores = np.array([0, 1, 1, 1, 0]), np.array([0.2, 0.5, 0.9, 0.9, 0.6])
+    expected = 2 / 5 * abs(0.35 - 0.5) + 3 / 5 * abs(0.8 - 2 / 3)
     assert expected_calibration_error(labels, scores, bins=2) == pytest.approx(expected)
     assert expected_calibration_error(np.array([0, 1]), np.array([0.0, 1.0])) == 0.0
     # the same bins as sklearn's calibration_curve: its two curves, weighted by the bins' sizes
