@@ -22,7 +22,7 @@ import transformers
 from transformers import (
     BitImageProcessorPil,
     CLIPConfig,
-    CLIPImageProcessor,
+    CLIPImageProcessorPil,
     CLIPModel,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
@@ -42,7 +42,7 @@ INIT_SEED = 0
 TINY_TOWER = {"hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 2}
 
 
-def build_tiny_clip() -> tuple[CLIPModel, CLIPImageProcessor]:
+def build_tiny_clip() -> tuple[CLIPModel, CLIPImageProcessorPil]:
     """A CLIP with openai/clip-vit-large-patch14's layout (text and vision towers, both projections) at 64 px."""
     torch.manual_seed(INIT_SEED)
     tower = {**TINY_TOWER, "intermediate_size": 37}
@@ -51,7 +51,7 @@ def build_tiny_clip() -> tuple[CLIPModel, CLIPImageProcessor]:
         vision_config={**tower, "image_size": 64, "patch_size": 16, "projection_dim": 16},
         projection_dim=16,
     )
-    processor = CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
     return CLIPModel(config), processor
 
 
@@ -87,7 +87,7 @@ BACKBONES = {
     "clip": Backbone(
         "CLIP",
         CLIPVisionConfig,
-        CLIPImageProcessor,
+        CLIPImageProcessorPil,
         CLIPVisionModelWithProjection,
         lambda config: config.projection_dim,
         lambda output: output.image_embeds,
