@@ -143,13 +143,17 @@ def test_a_folder_of_real_and_fake_and_a_nested_cnndetection_layout(checkpoint, 
         for name in classes:
             save_images(nested / generator / name / "0_real", photos[:3], "r")
             save_images(nested / generator / name / "1_fake", fakes(photos[:3], noise), "f")
-    cfg = compose_detect("task=eval", f"checkpoint={checkpoint}", f"eval_sets=[{flat},{nested}]",
+    split = tmp_path / "imagenet_ai_0508_adm" / "val"  # a GenImage split folder given directly
+    save_images(split / "nature", photos[:2], "r")
+    save_images(split / "ai", fakes(photos[:2], noise), "f")
+    cfg = compose_detect("task=eval", f"checkpoint={checkpoint}", f"eval_sets=[{flat},{nested},{split}]",
                          f"output_dir={tmp_path / 'eval'}")  # fmt: skip
     rows = evaluate(cfg)
     assert [(row["dataset"], row["n"]) for row in rows] == [
         ("flat", 12),
         ("cnndetection/deepfake", 6),
         ("cnndetection/progan", 12),  # both classes (car, cat) pooled into the generator's row
+        ("imagenet_ai_0508_adm/val", 4),
     ]
     assert rows[0]["ids"][:2] == ["real/r_000.jpg", "real/r_001.jpg"] and rows[0]["ids"][-1] == "fake/deeper/f_005.jpg"
 

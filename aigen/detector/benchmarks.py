@@ -110,11 +110,16 @@ def labelled_folders(root: Path) -> list[tuple[Path, Path, Path]]:
     return found
 
 
+def root_name(root: Path) -> str:
+    """A folder's row name; a split folder given directly (GenImage's `<subset>/val`) keeps its parent's name."""
+    return f"{root.parent.name}/{root.name}" if root.name in ("train", *HELD_OUT_SPLITS) else root.name
+
+
 def folder_sets(root: Path) -> list[LabelledSet]:
     """One set per generator (the folder directly below `root`), or one for `root` when it holds the classes."""
     groups: dict[str, list[tuple[Path, int]]] = {}
     for folder, real, fake in labelled_folders(root):
-        name = root.name if folder == root else f"{root.name}/{folder.relative_to(root).parts[0]}"
+        name = root_name(root) if folder == root else f"{root.name}/{folder.relative_to(root).parts[0]}"
         groups.setdefault(name, []).extend(
             (path, label) for label, images in ((REAL, real), (AI, fake)) for path in image_files(images)
         )
@@ -176,8 +181,10 @@ def label_mapping(settings: DictConfig, path: Path) -> dict[str, int]:
 def datasets_set(path: Path, settings: DictConfig) -> LabelledSet:
     """The rows of a `datasets` folder: benchmark.image_column, benchmark.label_column mapped by benchmark.labels."""
     mapping = label_mapping(settings, path)
-    import datasets  # the `datasets` library reads its own folders; imported only for such a set
-
+    try:
+        import datasets  # the `datasets` library reads its own folders; imported only for such a set
+    except ImportError:
+        raise UserError(f"eval set {path} is a `datasets` folder: reading it needs `pip install datasets`") from None
     datasets.disable_progress_bars()
     try:
         loaded = datasets.load_from_disk(str(path))
