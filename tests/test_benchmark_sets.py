@@ -358,3 +358,26 @@ def test_a_bad_set_spec_is_one_line_on_the_command_line(checkpoint, tmp_path):
     [line] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert line == f"error: eval set {tmp_path / 'nope'} does not exist"
     assert not (tmp_path / "eval").exists()
+
+
+def test_a_matrix_takes_a_benchmark_folder_as_columns_and_a_rerun_scores_nothing(genimage, tmp_path, monkeypatch):
+    from aigen.detector import matrix as matrix_module
+
+    dataset = make_dataset_dir(tmp_path / "noise", photo_crops(12, seed=11), noise, "noise")
+    cfg = compose_detect("task=matrix", f"train_sets=[{dataset}]", f"eval_sets=[{genimage}]", "epochs=1",
+                         "val_fraction=0.25", "test_fraction=0.25", f"output_dir={tmp_path / 'matrix'}")  # fmt: skip
+    cells = matrix_module.matrix(cfg)
+    assert [(cell["train"], cell["eval"], cell["n"]) for cell in cells] == [
+        ("noise", "GenImage/ADM", 60),
+        ("noise", "GenImage/BigGAN", 120),
+    ]
+    assert (
+        "| trained on \\ evaluated on | GenImage/ADM | GenImage/BigGAN |"
+        in (tmp_path / "matrix" / "matrix.md").read_text()
+    )
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished cell was scored again")
+
+    monkeypatch.setattr(matrix_module, "score_sets", forbidden)
+    assert matrix_module.matrix(cfg) == cells
