@@ -381,3 +381,24 @@ def test_a_matrix_takes_a_benchmark_folder_as_columns_and_a_rerun_scores_nothing
 
     monkeypatch.setattr(matrix_module, "score_sets", forbidden)
     assert matrix_module.matrix(cfg) == cells
+
+
+def broken_images(folder: Path) -> None:
+    """Two files named as images that cannot be decoded: text, and a JPEG cut in half."""
+    (folder / "text.jpg").write_text("not an image")
+    whole = (folder / "r_000.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+
+
+def test_undecodable_images_are_a_counted_skip(checkpoint, tmp_path):
+    photos = photo_crops(4, seed=12)
+    save_images(tmp_path / "bench" / "real", photos, "r")
+    save_images(tmp_path / "bench" / "fake", fakes(photos, noise), "f")
+    broken_images(tmp_path / "bench" / "real")
+    cfg = compose_detect("task=eval", f"checkpoint={checkpoint}", f"eval_sets=[{tmp_path / 'bench'}]",
+                         f"output_dir={tmp_path / 'eval'}")  # fmt: skip
+    [row] = evaluate(cfg)
+    assert (row["n"], row["n_real"], row["n_ai"]) == (8, 4, 4)
+    assert row["note"] == "only 8 images: loose numbers; 2 unreadable skipped, e.g. real/text.jpg"
+    assert "real/truncated.jpg" not in row["ids"] and len(row["ids"]) == 8
+    assert "2 unreadable skipped" in (tmp_path / "eval" / "results.md").read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from aigen.detector.model import load_detector
 from aigen.detector.perturb import CLEAN
 from aigen.detector.probe import BACKBONES, ensure_tiny, load_backbone
 from aigen.detector.train import train
+from aigen.errors import UserError
 from conftest import CONF
 
 FAST = ["model=dinov2_probe_tiny", "batch_size=16", "workers=0", "logger=none", "val_fraction=0.2", "test_fraction=0.2"]
@@ -134,3 +136,30 @@ def test_dinov2_backbone_not_available_offline_is_a_one_line_error(noise_set, tm
     [line] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert "cannot load DINOv2 model 'aigen-tests/no-such-dinov2'" in line
     assert "model.backbone=/path/to/a/local/copy" in line
+
+
+def test_undecodable_images_are_skipped_in_scoring_and_stop_training(noise_set, tmp_path):
+    from test_benchmark_sets import broken_images
+
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    benchmark = tmp_path / "bench"
+    for label, folder in (("original", "real"), ("ai", "fake")):
+        (benchmark / folder).mkdir(parents=True)
+        for index, path in enumerate(sorted((noise_set / label).glob("*.jpg"))[:4]):
+            (benchmark / folder / f"r_{index:03d}.jpg").write_bytes(path.read_bytes())
+    broken_images(benchmark / "fake")
+    train(compose_detect(f"train_sets=[{noise_set}]", f"output_dir={tmp_path / 'run'}", "epochs=1", cache))
+    checkpoint = f"checkpoint={tmp_path / 'run' / 'best.pt'}"
+    for output in ("e1", "e2"):  # computed, then read from the cache: the same skip
+        [row] = evaluate(
+            compose_detect(
+                "task=eval", checkpoint, f"eval_sets=[{benchmark}]", f"output_dir={tmp_path / output}", cache
+            )
+        )
+        assert (row["n_real"], row["n_ai"]) == (4, 4) and "2 unreadable skipped, e.g. fake/text.jpg" in row["note"]
+
+    broken = tmp_path / "broken"
+    shutil.copytree(noise_set, broken)
+    (broken / "ai" / "p003.jpg").write_text("not an image")
+    with pytest.raises(UserError, match=r"features \(train\): 1 images cannot be decoded"):
+        train(compose_detect(f"train_sets=[{broken}]", f"output_dir={tmp_path / 'run2'}", "epochs=1", cache))

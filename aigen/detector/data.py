@@ -17,6 +17,9 @@ from aigen.records import MANIFEST, read_rows
 from aigen.splits import SPLITS, check_fractions, content_key, split_of
 
 LABELS = {"original": 0, "ai": 1}  # AI is the positive class of every metric
+# The label of an image that cannot be decoded, when a scoring pass skips it: F.cross_entropy's ignore_index.
+UNREADABLE = -100
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -228,7 +231,8 @@ class LabelledImages(torch.utils.data.Dataset):
     `perturb` (evaluation) is applied to every image alike, before the preprocessing. Augmentations are seeded by
     (seed, epoch, index), the index of the pair when `augment.paired` (images stored original, AI, pair after pair):
     per-sample seeds make an epoch's images the same whatever the worker count, and a resumed run the same as an
-    uninterrupted one.
+    uninterrupted one. `skip_unreadable` (scoring a benchmark): an image that cannot be decoded comes out as a blank
+    tensor labelled UNREADABLE, for the caller to leave out and count, instead of stopping the run.
     """
 
     def __init__(
@@ -239,8 +243,9 @@ class LabelledImages(torch.utils.data.Dataset):
         augment: Augment | None = None,
         seed: int = 0,
         perturb: Callable[[Image.Image], Image.Image] | None = None,
+        skip_unreadable: bool = False,
     ):
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.skip_unreadable = images, labels, skip_unreadable
         self.preprocess = preprocess
         self.augment = augment if augment and augment.active else None
         self.seed = seed
@@ -251,7 +256,12 @@ class LabelledImages(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index]
+        try:
+            image = self.images[index]
+        except DECODE_ERRORS:
+            if not self.skip_unreadable:
+                raise
+            return torch.zeros(3, self.preprocess.image_size, self.preprocess.image_size), UNREADABLE
         if self.perturb:
             image = self.perturb(image)
         if self.augment:

@@ -12,14 +12,14 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from aigen.detector.benchmarks import LabelledSet, is_aigen_dir, labelled_sets
-from aigen.detector.data import Pair, dataset_dirs, load_pairs, pair_images, unseen_pairs
+from aigen.detector.data import UNREADABLE, Pair, dataset_dirs, load_pairs, pair_images, unseen_pairs
 from aigen.detector.inputs import Inputs
 from aigen.detector.metrics import binary_metrics, intervals
 from aigen.detector.model import Detector, load_detector
 from aigen.detector.perturb import Perturbation, parse_perturbations
 from aigen.detector.plots import draw_confusion, draw_robustness
 from aigen.detector.report import COLUMNS, results_markdown, small_sample_note, write_table
-from aigen.detector.runtime import loader, resolve_precision, resolve_workers, score
+from aigen.detector.runtime import Scores, loader, resolve_precision, resolve_workers, score
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
@@ -83,6 +83,16 @@ def check_labels(row: dict, trained_on: bool) -> None:
         )
 
 
+def leave_out_unreadable(name: str, ids: list[str], result: Scores) -> tuple[list[str], Scores, list[str]]:
+    """(ids kept, their scores, ids skipped): images that could not be decoded are a counted skip, not a stop."""
+    readable = result.labels != UNREADABLE
+    if not readable.any():
+        raise UserError(f"{name}: none of its {len(ids)} images can be decoded, e.g. {ids[0]}")
+    kept = [image_id for image_id, decoded in zip(ids, readable, strict=True) if decoded]
+    skipped = [image_id for image_id, decoded in zip(ids, readable, strict=True) if not decoded]
+    return kept, Scores(result.labels[readable], result.scores[readable], result.loss), skipped
+
+
 def score_sets(
     detector: Detector,
     sets: list[EvalSet],
@@ -113,11 +123,16 @@ def score_sets(
             dataset = inputs.labelled(images, labels, perturbation, desc=f"features {name} {perturbation.name}")
             batches = loader(dataset, cfg.batch_size, inputs.workers, device)
             result = score(model, batches, device, dtype, f"eval {name} {perturbation.name}")
+            kept_ids, result, skipped = leave_out_unreadable(name, ids, result)
             metrics, counts = binary_metrics(result.labels, result.scores)
             row = {"dataset": name, "perturbation": perturbation.name} | about | metrics
             row |= intervals(result.labels, result.scores, counts, cfg.seed)
-            row |= {"counts": counts, "note": small_sample_note(counts.n)}
-            row |= {"ids": ids, "labels": result.labels, "scores": result.scores}
+            notes = [
+                small_sample_note(counts.n),
+                f"{len(skipped)} unreadable skipped, e.g. {skipped[0]}" if skipped else "",
+            ]
+            row |= {"counts": counts, "note": "; ".join(note for note in notes if note)}
+            row |= {"ids": kept_ids, "labels": result.labels, "scores": result.scores}
             check_labels(row, str(about["dir"]) in trained_on)
             rows.append(row)
             seen_note = f"; {seen} of {total} pairs left out as seen in training" if isinstance(entry, Path) else ""

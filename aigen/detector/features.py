@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from aigen.detector.data import LabelledImages, Preprocess, file_stamp
+from aigen.detector.data import UNREADABLE, LabelledImages, Preprocess, file_stamp
 from aigen.detector.perturb import Perturbation
 from aigen.detector.probe import FeatureProbe, backbone_location, load_backbone
 from aigen.detector.runtime import autocast, loader
+from aigen.errors import UserError
 from aigen.records import write_atomic
 
 
@@ -53,33 +54,42 @@ class FeatureCache:
             "preprocess": asdict(self.preprocess),
             "perturbation": perturbation.name,
             "images": images.stamps(),
+            "stored": "features and labels",  # what a cache file holds (a file of features alone is not read)
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
     def dataset(
-        self, images, labels: list[int], perturbation: Perturbation, desc: str
+        self, images, labels: list[int], perturbation: Perturbation, desc: str, skip_unreadable: bool = False
     ) -> torch.utils.data.TensorDataset:
-        """(feature, label) for every image, in order; `images` is a sequence of RGB images with `stamps()`."""
+        """(feature, label) for every image, in order; `images` is a sequence of RGB images with `stamps()`.
+        `skip_unreadable`: an image that cannot be decoded is labelled UNREADABLE (otherwise its error stops)."""
         path = self.root / f"{self.key(images, perturbation)}.pt"
         if path.is_file():
-            features = torch.load(path, map_location="cpu", weights_only=True)
+            stored = torch.load(path, map_location="cpu", weights_only=True)
         else:
-            features = self.compute(images, labels, perturbation, desc)
+            stored = self.compute(images, labels, perturbation, desc)
             self.root.mkdir(parents=True, exist_ok=True)
             buffer = io.BytesIO()
-            torch.save(features, buffer)
+            torch.save(stored, buffer)
             write_atomic(path, buffer.getvalue())
-        return torch.utils.data.TensorDataset(features, torch.tensor(labels, dtype=torch.long))
+        unreadable = int((stored["labels"] == UNREADABLE).sum())
+        if unreadable and not skip_unreadable:
+            raise UserError(f"{desc}: {unreadable} images cannot be decoded (their features were left out)")
+        return torch.utils.data.TensorDataset(stored["features"], stored["labels"])
 
     @torch.no_grad()
-    def compute(self, images, labels: list[int], perturbation: Perturbation, desc: str) -> torch.Tensor:
+    def compute(self, images, labels: list[int], perturbation: Perturbation, desc: str) -> dict[str, torch.Tensor]:
+        """The features and the labels, UNREADABLE for an image that cannot be decoded."""
         if self.backbone is None:
             self.backbone = load_backbone(self.config, self.cache_dir, self.device)
-        dataset = LabelledImages(images, labels, self.preprocess, perturb=perturbation)
-        chunks = []
-        for batch, _ in tqdm(
+        dataset = LabelledImages(images, labels, self.preprocess, perturb=perturbation, skip_unreadable=True)
+        chunks, seen = [], []
+        for batch, batch_labels in tqdm(
             loader(dataset, self.batch_size, self.workers, self.device), desc=desc, unit="batch", leave=False
         ):
             with autocast(self.device, self.dtype):
                 chunks.append(self.backbone(batch.to(self.device)).float().cpu())
-        return torch.cat(chunks) if chunks else torch.zeros(0, self.config.dim)
+            seen.append(batch_labels)
+        if not chunks:
+            return {"features": torch.zeros(0, self.config.dim), "labels": torch.zeros(0, dtype=torch.long)}
+        return {"features": torch.cat(chunks), "labels": torch.cat(seen).long()}

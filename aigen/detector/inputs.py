@@ -44,13 +44,14 @@ class Inputs:
             pairs = [pair for group in groups for pair in group]
             return PairImages(pairs, self.preprocess, augment, seed, perturb=perturbation)
         return torch.utils.data.ConcatDataset(
-            [self.labelled(*pair_images(group), perturbation, desc) for group in groups]
+            [self.features.dataset(*pair_images(group), perturbation, desc) for group in groups]
         )
 
     def labelled(
         self, images, labels: list[int], perturbation: Perturbation = CLEAN, desc: str = "features"
     ) -> torch.utils.data.Dataset:
-        """Labelled images (a benchmark set): a sequence of RGB images with `stamps()`, and their 0/1 labels."""
+        """Labelled images to score: a sequence of RGB images with `stamps()`, and their 0/1 labels; an image that
+        cannot be decoded is labelled UNREADABLE, for the caller to leave out and count."""
         if self.features is None:
-            return LabelledImages(images, labels, self.preprocess, perturb=perturbation)
-        return self.features.dataset(images, labels, perturbation, desc)
+            return LabelledImages(images, labels, self.preprocess, perturb=perturbation, skip_unreadable=True)
+        return self.features.dataset(images, labels, perturbation, desc, skip_unreadable=True)
