@@ -179,8 +179,11 @@ def test_eval_writes_a_row_and_a_confusion_matrix_per_dataset(trained, datasets,
     out = cwd / "eval"
     rows = read_csv(out / "results.csv")
     assert list(rows[0]) == [
-        "dataset", "perturbation", "split", "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
-        "n", "pairs", "seen",
+        "dataset", "perturbation", "split", "n", "n_real", "n_ai", "accuracy", "accuracy_low", "accuracy_high",
+        "accuracy_real", "accuracy_real_low", "accuracy_real_high",
+        "accuracy_ai", "accuracy_ai_low", "accuracy_ai_high", "balanced_accuracy",
+        "roc_auc", "roc_auc_low", "roc_auc_high", "average_precision", "tpr_at_5_fpr", "ece",
+        "precision", "recall", "f1", "pairs", "seen", "note",
     ]  # fmt: skip
     test_ids = json.loads((run / "split.json").read_text())["datasets"][str(datasets["main"])]["test"]
     assert [(row["dataset"], row["split"], row["n"], row["pairs"]) for row in rows] == [
@@ -189,9 +192,8 @@ def test_eval_writes_a_row_and_a_confusion_matrix_per_dataset(trained, datasets,
     ]
     assert float(rows[0]["accuracy"]) >= 0.9
     markdown = (out / "results.md").read_text()
-    assert (
-        markdown.startswith("| dataset | perturbation | split | accuracy |") and "| second-sd_tiny | none |" in markdown
-    )
+    assert "| dataset | perturbation | split | n (real/AI) | accuracy [95% CI] |" in markdown
+    assert "| second-sd_tiny | none |" in markdown and "fewer than 100 images scored" in markdown
     for name in ("main-sd_tiny", "second-sd_tiny"):
         with Image.open(out / f"confusion_{name}.png") as png:
             assert png.format == "PNG" and png.width > 200

@@ -81,10 +81,15 @@ def done_rows(dataset_dir: Path) -> dict[str, dict]:
     return {key: row for key, row in read_rows(dataset_dir, MANIFEST).items() if pair_on_disk(dataset_dir, key)}
 
 
+def is_dataset_dir(path: Path) -> bool:
+    """A dataset dir is recognised by its dataset.json."""
+    return (path / DATASET_JSON).is_file()
+
+
 def read_record(dataset_dir: Path) -> dict | None:
     """The dir's dataset.json, or None when there is none."""
     path = dataset_dir / DATASET_JSON
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return json.loads(path.read_text(encoding="utf-8")) if is_dataset_dir(dataset_dir) else None
 
 
 @dataclass(frozen=True)
