@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from aigen.errors import Interrupted, one_line_errors
 from aigen.factory import make_dataset
+from aigen.overrides import check_overrides
 
 # conf/hydra/launcher/submitit_*.yaml override the launcher plugin's schemas of the same name on purpose,
 # so that `hydra/launcher=submitit_slurm` carries our GPU defaults; Hydra 1.3 warns about that pattern.
@@ -31,4 +32,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with one_line_errors(multirun=False):  # a typo is one line naming the closest key, before Hydra's own advice
+        check_overrides(str(Path(__file__).resolve().parent / "conf"), "config", sys.argv[1:])
     main()

@@ -20,6 +20,7 @@ from aigen.detector.evaluate import evaluate
 from aigen.detector.matrix import matrix
 from aigen.detector.train import train
 from aigen.errors import UserError, one_line_errors
+from aigen.overrides import check_overrides
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 TASKS = {"train": train, "eval": evaluate, "matrix": matrix}
@@ -43,4 +44,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with one_line_errors(multirun=False):  # a typo is one line naming the closest key, before Hydra's own advice
+        check_overrides(CONF_DIR, "detect", sys.argv[1:])
     main()

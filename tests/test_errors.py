@@ -2,7 +2,9 @@
 
 import pytest
 
-from conftest import TINY, run_cli
+from aigen.errors import UserError
+from aigen.overrides import check_overrides
+from conftest import CONF, TINY, run_cli
 
 
 def assert_one_line_error(result, *fragments):
@@ -47,3 +49,37 @@ def test_model_not_loadable_offline(tmp_path):
 def test_bad_generator_setting_is_one_line(tmp_path):
     result = run_cli(*TINY, "generator.gen_size=100", f"dataset_dir={tmp_path / 'o'}")
     assert_one_line_error(result, "generator.gen_size=100", "multiple of 8")
+
+
+# Config typos: one line that names the closest valid key or option, never Hydra's `+key` advice.
+
+
+@pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [
+        ("generater=sd_tiny", "`generator=sd_tiny`"),
+        ("generator=sd_tny", "`generator=sd_tiny`"),
+        ("generator.stepz=3", "`generator.steps=3`"),
+        ("sise=64", "`size=64`"),
+        ("+experiment=dmo", "`+experiment=demo`"),
+        ("generator=sd_tiny,vae_tny", "`generator=vae_tiny`"),
+    ],
+)
+def test_a_config_typo_names_the_closest_key(override, suggestion):
+    with pytest.raises(UserError) as raised:
+        check_overrides(str(CONF), "config", ["logger=none", override])
+    message = str(raised.value)
+    assert f"did you mean {suggestion}?" in message and "\n" not in message
+    assert "+generater" not in message and "To append" not in message
+
+
+def test_valid_overrides_and_sweeps_pass_the_check():
+    check_overrides(str(CONF), "config", ["generator=sd_tiny,vae_tiny", "size=64", "+experiment=demo", "--cfg", "job"])
+    check_overrides(str(CONF), "detect", ["task=matrix", "model=resnet_tiny", "logger=none"])
+
+
+def test_a_config_typo_is_exit_code_2_with_one_line(tmp_path):
+    result = run_cli("generater=sd_tiny", "logger=none", cwd=tmp_path)
+    assert_one_line_error(result, "did you mean `generator=sd_tiny`?")
+    assert result.returncode == 2 and "+generater" not in result.stderr
+    assert not (tmp_path / "outputs").exists()
