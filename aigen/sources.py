@@ -15,6 +15,7 @@ from hydra.utils import to_absolute_path
 from PIL import Image
 
 from aigen.errors import UserError
+from aigen.words import counted
 
 # Formats Pillow can open that hold data or documents rather than photos (or that it only identifies).
 NOT_PHOTO_FORMATS = frozenset({"BUFR", "EPS", "FITS", "GRIB", "HDF5", "IPTC", "MPEG", "PDF", "WMF"})
@@ -69,6 +70,13 @@ def is_image_file(path: Path) -> bool:
                 return image.format not in NOT_PHOTO_FORMATS
     except Exception:  # noqa: BLE001 - anything Pillow cannot identify is simply not a photo
         return False
+
+
+# What was ignored (dataset.json's keys) and its name for one file.
+ONE_IGNORED = {
+    "files that are not images": "file that is not an image",
+    "macOS resource forks (._*)": "macOS resource fork (._*)",
+}
 
 
 @dataclass
@@ -147,7 +155,10 @@ class FolderSource:
 
     def ignored_line(self) -> str:
         """`ignored 3 files that are not images (e.g. a.txt, b.csv)`, or "" when nothing was ignored."""
-        parts = [f"{ignored.count} {why} (e.g. {', '.join(ignored.examples)})" for why, ignored in self.ignored.items()]
+        parts = [
+            f"{counted(ignored.count, ONE_IGNORED[why], why)} (e.g. {', '.join(ignored.examples)})"
+            for why, ignored in self.ignored.items()
+        ]
         return "ignored " + "; ".join(parts) if parts else ""
 
     def _image_files(self) -> list[Path]:

@@ -13,6 +13,7 @@ from aigen.dataset import DATASET_JSON, Shard, read_record
 from aigen.dataset.record import count_records, shards_not_finished
 from aigen.errors import UserError
 from aigen.tracking import WandbTracker
+from aigen.words import counted
 
 
 def shard_is_running(dataset_dir: Path, index: int, count: int) -> bool:
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.dataset_dir / DATASET_JSON} does not exist (not an aigen dataset dir)")
     counts = count_records(args.dataset_dir)
     print(
-        f"{args.dataset_dir}: {counts['pairs']} pairs, {counts['failed']} failed (fingerprint {record['fingerprint']})"
+        f"{args.dataset_dir}: {counted(counts['pairs'], 'pair')}, {counts['failed']} failed "
+        f"(fingerprint {record['fingerprint']})"
     )
     latest = last_runs_by_shard(record["runs"])
     for (index, count), run in sorted(latest.items()):

@@ -22,6 +22,7 @@ from aigen.dataset import AI, DATASET_JSON, FAILURES, MANIFEST, ORIGINAL, read_r
 from aigen.dataset.record import count_records
 from aigen.errors import UserError
 from aigen.files import read_jsonl
+from aigen.words import counted
 
 
 @dataclass
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"INCOMPLETE {line}")
     failed = count_records(args.dataset_dir)["failed"]
     print(
-        f"{args.dataset_dir}: {report.pairs} pairs, {len(report.corrupt)} corrupt, "
+        f"{args.dataset_dir}: {counted(report.pairs, 'pair')}, {len(report.corrupt)} corrupt, "
         f"{len(report.incomplete)} incomplete, {failed} source photos recorded as failed"
     )
     ok = report.ok(args.allow_incomplete)

@@ -104,7 +104,7 @@ def test_every_bad_case_is_recorded_and_every_good_photo_done(dirty_folder, tmp_
         "loader.max_pixels=4000000", f"dataset_dir={out}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "ignored 1 macOS resource forks (._*) (e.g. ._plain.jpg)" in result.stdout
+    assert "ignored 1 macOS resource fork (._*) (e.g. ._plain.jpg)" in result.stdout
     done = {row["source"] for row in manifest_rows(out)}
     assert done == good
     failures = read_rows(out, "failures")

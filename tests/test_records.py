@@ -206,7 +206,7 @@ def test_files_are_taken_by_content_and_non_images_are_named(tmp_path, capsys):
     summary = make_dataset(folder_cfg(root))
     assert summary.generated == 5
     out = capsys.readouterr().out
-    assert "ignored 1 files that are not images (e.g. notes.txt)" in out
+    assert "ignored 1 file that is not an image (e.g. notes.txt)" in out
     assert f"reasons in {summary.dataset_dir}" not in out  # nothing failed
     record = json.loads((summary.dataset_dir / "dataset.json").read_text())
     assert record["runs"][-1]["ignored"] == {"files that are not images": {"count": 1, "examples": ["notes.txt"]}}

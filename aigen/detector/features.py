@@ -85,7 +85,11 @@ class FeatureCache:
         dataset = LabelledImages(images, labels, self.preprocess, perturb=perturbation, skip_unreadable=True)
         chunks, seen = [], []
         for batch, batch_labels in tqdm(
-            loader(dataset, self.batch_size, self.workers, self.device), desc=desc, unit="batch", leave=False
+            loader(dataset, self.batch_size, self.workers, self.device),
+            desc=desc,
+            unit="batch",
+            leave=False,
+            disable=None,
         ):
             with autocast(self.device, self.dtype):
                 chunks.append(self.backbone(batch.to(self.device)).float().cpu())

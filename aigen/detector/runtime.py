@@ -103,7 +103,7 @@ def score(
 ) -> Scores:
     model.eval()
     labels, scores, loss_sum = [], [], 0.0
-    for images, targets in tqdm(batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+    for images, targets in tqdm(batches, desc=desc, unit="batch", leave=False, dynamic_ncols=True, disable=None):
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with autocast(device, dtype):
             logits = model(images).logits.float()

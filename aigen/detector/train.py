@@ -32,6 +32,7 @@ from aigen.devices import resolve_device
 from aigen.errors import UserError
 from aigen.files import write_atomic
 from aigen.splits import check_fractions
+from aigen.words import counted
 
 MONITORS = ("accuracy", "loss")
 
@@ -80,7 +81,7 @@ def train_epoch(model, batches, optimizer, scaler, device, dtype, desc: str) -> 
     """One pass over the shuffled training images; (mean loss, accuracy)."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
-    progress = tqdm(batches, desc=desc, unit="batch", dynamic_ncols=True)
+    progress = tqdm(batches, desc=desc, unit="batch", dynamic_ncols=True, disable=None)
     for images, targets in progress:
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         with autocast(device, dtype):
@@ -161,8 +162,9 @@ def train(cfg: DictConfig) -> TrainResult:
         scaler.load_state_dict(state["scaler"])
     test_pairs = sum(len(sides["test"]) for sides in split["datasets"].values())
     print(
-        f"{len(train_images) // 2} training pairs, {len(val_batches.dataset) // 2} validation pairs (they choose "
-        f"best.pt), {test_pairs} test pairs left for task=eval, from {len(dirs)} dataset(s); "
+        f"{counted(len(train_images) // 2, 'training pair')}, "
+        f"{counted(len(val_batches.dataset) // 2, 'validation pair')} (they choose best.pt), "
+        f"{counted(test_pairs, 'test pair')} left for task=eval, from {counted(len(dirs), 'dataset')}; "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {device} ({precision_name(dtype)})"
     )
 

@@ -27,6 +27,7 @@ from aigen.export.collect import collect_pairs, metadata_columns, open_dataset_d
 from aigen.export.shards import FORMATS, check_format_available, write_shards
 from aigen.gallery import contact_sheet, gallery_rows
 from aigen.splits import SPLITS, check_fractions
+from aigen.words import counted
 
 EXPORT_RECORD = "export.json"  # what was exported, and the mark that lets --overwrite replace the folder
 CARD = "README.md"
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     result = export(options)
     counts = ", ".join(f"{split} {count}" for split, count in result.splits.items())
     shards = sum(len(names) for names in result.files.values())
-    print(f"exported {sum(result.splits.values())} pairs ({counts}) as {options.file_format}, {shards} shards")
+    pairs = counted(sum(result.splits.values()), "pair")
+    print(f"exported {pairs} ({counts}) as {options.file_format}, {counted(shards, 'shard')}")
     audited = ", ".join(result.audited) if result.audited else "none (run python -m aigen.audit first to add one)"
     print(f"bias audit in the card: {audited}")
     print(f"wrote {result.out}/{CARD} (check its licence and citation fields before publishing)")

@@ -18,6 +18,7 @@ from aigen.dataset import read_record
 from aigen.dataset.record import record_run, shards_not_finished, start_run
 from aigen.errors import UserError
 from aigen.tracking import WandbTracker
+from aigen.words import counted
 
 if TYPE_CHECKING:
     from aigen.factory.generation import BatchGenerator
@@ -70,7 +71,8 @@ class RunSummary:
     def line(self, finished: bool = True) -> str:
         reasons = f" (reasons in {self.dataset_dir}/failures*.jsonl)" if self.failed else ""
         return (
-            f"{'done' if finished else 'so far'}: {self.generated} new pairs, {self.already_done} already there, "
+            f"{'done' if finished else 'so far'}: {counted(self.generated, 'new pair')}, "
+            f"{self.already_done} already there, "
             f"{self.failed} failed{reasons} ({self.images_per_second:.2f} images/s) -> {self.dataset_dir}"
         )
 
@@ -141,7 +143,7 @@ class RunEvents(Observer):
 
 class ProgressBar(Observer):
     def started(self, run: dict, todo: int) -> None:
-        self.bar = tqdm(total=todo, unit="pair", desc="pairs", dynamic_ncols=True)
+        self.bar = tqdm(total=todo, unit="pair", desc="pairs", dynamic_ncols=True, disable=None)
 
     def batch_done(self, loop: LoopResult, photos: int, seconds: float) -> None:
         self.bar.update(photos)

@@ -27,6 +27,7 @@ from aigen.selection import pending, sample
 from aigen.settings import check_settings
 from aigen.sources import FolderSource, SourceItem, with_hashes
 from aigen.tracking import WandbTracker
+from aigen.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def make_plan(cfg: DictConfig, source: FolderSource | None = None, generator: Ge
     done = done_rows(dataset_dir)
     todo = pending(items, done)
     whole = len(pending(hashed, done)) if budget_over_all or shard.count == 1 else None
-    print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
+    print(f"{counted(len(items), 'photo')} selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
     print(generator.plan(len(todo), whole))
     return Plan(
         shard=shard,
