@@ -12,7 +12,7 @@ from hydra.core.object_type import ObjectType
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from aigen.errors import UserError
@@ -94,7 +94,7 @@ def check_overrides(config_dir: str, config_name: str, argv: list[str]) -> None:
             key = override.key_or_group
             if key in groups or override.is_add() or override.is_delete():
                 continue
-            if OmegaConf.select(base, key, default=MISSING, throw_on_resolution_failure=False) is MISSING:
+            if not has_key(base, key):
                 suggestion = closest(key, [*groups, *config_keys(base)])
                 value = override.input_line.split("=", 1)[1]
                 raise did_you_mean(override, suggestion and f"{suggestion}={value}", f"no key {key!r} in the config")
@@ -104,7 +104,16 @@ def check_overrides(config_dir: str, config_name: str, argv: list[str]) -> None:
             raise UserError(first_line(error)) from None
 
 
-MISSING = object()
+def has_key(cfg: DictConfig, dotted: str) -> bool:
+    """Whether the config has this key, without resolving any value (`${hydra:...}` cannot be resolved here)."""
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig):
+            return False
+        node = node._get_node(part, throw_on_missing_key=False)
+        if node is None:
+            return False
+    return True
 
 
 def one_value(override: Override) -> str:

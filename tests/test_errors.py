@@ -75,7 +75,7 @@ def test_a_config_typo_names_the_closest_key(override, suggestion):
 
 def test_valid_overrides_and_sweeps_pass_the_check():
     check_overrides(str(CONF), "config", ["generator=sd_tiny,vae_tiny", "size=64", "+experiment=demo", "--cfg", "job"])
-    check_overrides(str(CONF), "detect", ["task=matrix", "model=resnet_tiny", "logger=none"])
+    check_overrides(str(CONF), "detect", ["task=matrix", "model=resnet_tiny", "logger=none", "output_dir=run"])
 
 
 def test_a_config_typo_is_exit_code_2_with_one_line(tmp_path):
