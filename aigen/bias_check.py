@@ -73,8 +73,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m aigen.bias_check", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=320, help="corpus crops (default 320)")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="aigen-bias-"))
-    build_corpus(work / "corpus", args.count, min_side=256)
     runs = [
         ControlRun(generator, geometry, history, gen_size)
         for gen_size in (512, 256)
@@ -82,8 +80,11 @@ def main(argv: list[str] | None = None) -> None:
         for geometry in ("direct", "symmetric")
         for history in ("none", "matched")
     ]
-    results = [(run, control_audit(run, work / "corpus", work / f"run{index}")) for index, run in enumerate(runs)]
-    print(f"{args.count} crops in {work}; share of pairs where the AI half is ...")
+    with tempfile.TemporaryDirectory(prefix="aigen-bias-") as folder:  # hundreds of MB of datasets: removed after
+        work = Path(folder)
+        build_corpus(work / "corpus", args.count, min_side=256)
+        results = [(run, control_audit(run, work / "corpus", work / f"run{i}")) for i, run in enumerate(runs)]
+    print(f"{args.count} crops; share of pairs where the AI half is ...")
     print(table(results))
 
 

@@ -110,7 +110,10 @@ def has_key(cfg: DictConfig, dotted: str) -> bool:
     for part in dotted.split("."):
         if not isinstance(node, DictConfig):
             return False
-        node = node._get_node(part, throw_on_missing_key=False)
+        try:
+            node = node._get_node(part, throw_on_missing_key=False)
+        except OmegaConfBaseException:  # a struct config refuses the lookup of a key it lacks
+            return False
         if node is None:
             return False
     return True

@@ -91,9 +91,33 @@ def test_a_flagged_cue_says_what_a_detector_would_learn():
     hf = result.cues[0]
     assert hf.flagged and hf.direction == "blurrier"
     assert hf.sentence() == (
-        "the AI half is blurrier in 95% of pairs: a detector can learn resampling instead of generation"
+        f"the AI half is blurrier in 95% of pairs (p={hf.p_value:.2g}): a detector can learn resampling instead of "
+        "generation"
     )
+    assert hf.p_value == pytest.approx(2 * 21 / 2**20)  # one of 20 pairs the other way: a two-sided sign test
     assert [r.flagged for r in result.cues[1:]] == [False] * 4
+
+
+def test_a_cue_is_flagged_only_when_chance_cannot_explain_it():
+    """5 pairs all one way are p = 0.0625 under a sign test: a large share, yet no evidence; 6 are p = 0.031."""
+    for pairs, expected in ((5, False), (6, True)):
+        original = np.ones((pairs, len(audit.CUES)))
+        ai = original.copy()
+        ai[:, 0] = 0.5
+        result = audit.audit_values("d", [f"p{index}" for index in range(pairs)], original, ai)
+        assert result.cues[0].share == 0 and result.cues[0].flagged is expected
+
+
+def test_on_a_generator_dataset_a_flag_says_the_halves_differ_and_points_to_the_control():
+    n = 20
+    original = np.ones((n, len(audit.CUES)))
+    ai = original.copy()
+    ai[:, 1] = 0.5  # less blocky in every pair
+    result = audit.audit_values("d", [f"p{index}" for index in range(n)], original, ai, control=False)
+    flag = result.flags()[0]
+    assert flag.startswith("the halves differ in 8x8 blockiness: the AI half is less blocky in 100% of pairs")
+    assert "may be generation itself" in flag and "generator=identity or lossless_twin" in flag
+    assert "a detector can learn" not in flag
 
 
 # The CLI on a hand-made dataset dir.
@@ -120,18 +144,26 @@ def test_the_audit_writes_its_report_outside_the_dataset_dir(tmp_path, monkeypat
     dataset = make_dataset(tmp_path / "blurred")
     monkeypatch.chdir(tmp_path)
     assert audit.main([str(dataset)]) == 0
-    out = tmp_path / "audit-blurred"
+    out = tmp_path / "outputs" / "audit-blurred"
     assert sorted(path.name for path in out.iterdir()) == ["audit.csv", "audit.json", "audit.md", "audit.png"]
     assert sorted(path.name for path in dataset.iterdir()) == ["ai", "dataset.json", "manifest.jsonl", "original"]
     summary = json.loads((out / "audit.json").read_text())
     assert summary["pairs"] == 8
     assert summary["cues"]["hf_energy"]["share_ai_greater"] == 0
-    assert "the AI half is blurrier in 100% of pairs: a detector can learn resampling" in summary["flags"][0]
+    # A hand-made dir names no control generator: its flag says the halves differ, not why.
+    assert summary["flags"][0].startswith("the halves differ in high-frequency energy: the AI half is blurrier in 100%")
     assert "blurrier in 100% of pairs" in (out / "audit.md").read_text()
     assert (out / "audit.csv").read_text().splitlines()[0] == ",".join(audit.CSV_COLUMNS)
     with Image.open(out / "audit.png") as png:
         assert png.size == (3 * audit.PANEL[0], 2 * audit.PANEL[1])
-    assert "FLAG the AI half is blurrier" in capsys.readouterr().out
+    assert "FLAG the halves differ in high-frequency energy" in capsys.readouterr().out
+
+
+def test_the_audit_of_a_control_dataset_names_the_processing_a_detector_would_learn(tmp_path):
+    dataset = make_dataset(tmp_path / "control")
+    (dataset / "dataset.json").write_text(json.dumps({"content": {"generator": "identity"}}))
+    result = audit.audit_dataset(dataset)
+    assert result.control and "a detector can learn resampling instead of generation" in result.flags()[0]
 
 
 def test_the_audit_logs_to_wandb(tmp_path):

@@ -335,3 +335,14 @@ def test_dataset_dir_without_pairs_is_a_user_error(tmp_path):
     (tmp_path / "dataset.json").write_text("{}")
     with pytest.raises(UserError, match="has no pairs in its manifest yet"):
         train(cfg)
+
+
+def test_training_refuses_when_no_photo_is_left_for_test(datasets, tmp_path):
+    """8 photos at a 10% test share leave the test split empty: the numbers eval would report could not exist."""
+    overrides = (f"train_sets=[{datasets['second']}]", f"output_dir={tmp_path / 'run'}", "test_fraction=0.05")
+    with pytest.raises(UserError, match="no test pair: .* allow_no_test=true"):
+        train(compose_detect(*overrides))
+    assert not (tmp_path / "run").exists()
+    allowed = compose_detect(*overrides, "allow_no_test=true", "epochs=1")
+    train(allowed)
+    assert (tmp_path / "run" / "best.pt").is_file()

@@ -15,9 +15,10 @@ from omegaconf import open_dict
 from aigen.audit import main as audit_main
 from aigen.cli import split_defaults
 from aigen.export.cli import main as export_main
+from aigen.export.collect import HUB_SPLITS, SPLITS
 from aigen.export.licenses import UNKNOWN, hub_license, model_terms, source_terms
 from aigen.factory import make_dataset
-from aigen.splits import SPLITS, content_key, split_of
+from aigen.splits import content_key, split_of
 from conftest import TINY, compose_config, manifest_rows
 
 datasets = pytest.importorskip("datasets")
@@ -45,7 +46,7 @@ def export(*args: object) -> None:
 
 def expected_split(dataset_dir, row: dict, val: float = split_defaults()["val_fraction"]) -> str:
     """The split python -m aigen.detect gives this pair with its default settings."""
-    return split_of(content_key(dataset_dir, row), 0, val, split_defaults()["test_fraction"])
+    return HUB_SPLITS[split_of(content_key(dataset_dir, row), 0, val, split_defaults()["test_fraction"])]
 
 
 def load(path, tmp_path, *args, **kwargs) -> dict:
@@ -140,7 +141,7 @@ def test_card_yaml_points_at_the_shards_and_datasets_loads_by_it(zoo, tmp_path):
     meta = front_matter(card)
     [config] = meta["configs"]
     listed = {entry["split"]: entry["path"] for entry in config["data_files"]}
-    assert "val" not in listed and "train" in listed
+    assert "validation" not in listed and "train" in listed
     for pattern in listed.values():
         assert glob.glob(str(out / pattern)), pattern
     assert meta["task_categories"] == ["image-classification"] and meta["size_categories"] == ["n<1K"]

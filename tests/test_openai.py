@@ -519,3 +519,11 @@ def test_a_photo_that_cannot_be_uploaded_is_skipped_with_its_reason(tmp_path):
         preparer.close()
     assert prepared.skip is not None and prepared.skip.stage == "generate"
     assert "cannot encode the photo as a PNG under 100 bytes" in prepared.skip.reason
+
+
+def test_dalle2_on_the_official_endpoint_warns_that_it_was_retired(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    official = make_generator("dalle2", "generator.dry_run=true").plan(4)
+    assert official.startswith("warning: OpenAI's API retired DALL-E 2") and "generator=gpt_image" in official
+    compatible = make_generator("dalle2", "generator.dry_run=true", "generator.base_url=http://127.0.0.1:9/v1").plan(4)
+    assert "retired" not in compatible and compatible.startswith("dalle2: 4 images")

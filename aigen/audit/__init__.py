@@ -7,7 +7,7 @@ a small classifier that sees only these cues, one image at a time, split by pair
 audit.json and audit.png into an output dir (never into the dataset dir, which must stay a clean imagefolder).
 """
 
-from aigen.audit.cli import main
+from aigen.audit.cli import main, run
 from aigen.audit.cues import (
     CSV_COLUMNS,
     CUE_NAMES,
@@ -39,6 +39,7 @@ __all__ = [
     "classifier_accuracy",
     "high_frequency_energy",
     "main",
+    "run",
     "saturation",
     "share_ai_greater",
 ]

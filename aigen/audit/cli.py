@@ -11,8 +11,9 @@ from aigen.cli import add_wandb_options, one_line_errors
 from aigen.errors import UserError
 
 
-def default_out_dir(dataset_dir: Path) -> Path:
-    return Path.cwd() / f"audit-{dataset_dir.resolve().name}"
+def default_out_dir(dataset_name: str) -> Path:
+    """Where the audit of a dataset dir goes unless told (and where the export and the report look for it)."""
+    return Path.cwd() / "outputs" / f"audit-{dataset_name}"
 
 
 def check_out_dir(out_dir: Path, dataset_dir: Path) -> None:
@@ -23,7 +24,7 @@ def check_out_dir(out_dir: Path, dataset_dir: Path) -> None:
 
 def run(dataset_dir: Path, out_dir: Path | None, logger: str, project: str) -> tuple[AuditResult, dict[str, Path]]:
     """Audit one dataset dir and write (and maybe log) the report."""
-    out_dir = out_dir or default_out_dir(dataset_dir)
+    out_dir = out_dir or default_out_dir(dataset_dir.resolve().name)
     check_out_dir(out_dir, dataset_dir)
     result = audit_dataset(dataset_dir)
     paths = write_report(result, out_dir)
@@ -36,7 +37,9 @@ def run(dataset_dir: Path, out_dir: Path | None, logger: str, project: str) -> t
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aigen.audit", description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir", type=Path)
-    parser.add_argument("--out", type=Path, default=None, help="output dir (default: ./audit-<dataset dir name>)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output dir (default: ./outputs/audit-<dataset dir name>)"
+    )
     add_wandb_options(parser)
     args = parser.parse_args(argv)
     result, paths = run(args.dataset_dir, args.out, args.logger, args.project)

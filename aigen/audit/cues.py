@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy.stats import binomtest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GroupKFold, cross_val_predict
@@ -16,7 +17,9 @@ from sklearn.preprocessing import StandardScaler
 from aigen.dataset import open_dataset
 from aigen.errors import UserError
 
-FAIR_BAND = (0.4, 0.6)  # a share (or classifier accuracy) outside this band is flagged
+FAIR_BAND = (0.4, 0.6)  # the effect size: a share (or classifier accuracy) must lie outside this band to be flagged
+ALPHA = 0.05  # ... and differ from chance by a binomial test at this level (few pairs are never flagged on chance)
+CONTROLS = ("identity", "lossless_twin", "native_twin")  # generators whose pairs differ only by processing
 BLOCK = 8  # JPEG's DCT block side
 FOLDS = 5
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as JPEG's Y
@@ -114,8 +117,15 @@ def pair_differences(cue: Cue, original: np.ndarray, ai: np.ndarray) -> np.ndarr
     return ai - original
 
 
-def flagged(share: float) -> bool:
-    return not FAIR_BAND[0] <= share <= FAIR_BAND[1]
+def flagged(share: float, p_value: float) -> bool:
+    """Both large (outside FAIR_BAND) and significant (p < ALPHA): a stated effect that chance does not explain."""
+    return not FAIR_BAND[0] <= share <= FAIR_BAND[1] and p_value < ALPHA
+
+
+def sign_test(original: np.ndarray, ai: np.ndarray) -> float:
+    """Two-sided p-value that the AI half is greater as often as smaller (a binomial test; ties left out)."""
+    greater, differ = int(np.sum(ai > original)), int(np.sum(ai != original))
+    return float(binomtest(greater, differ, 0.5).pvalue) if differ else 1.0
 
 
 def classifier_features(values: np.ndarray) -> np.ndarray:
@@ -144,12 +154,13 @@ def classifier_accuracy(ids: list[str], original: np.ndarray, ai: np.ndarray, fo
 class CueResult:
     cue: Cue
     share: float  # of pairs where the AI half has more of the cue (ties count half)
+    p_value: float  # sign test of that share against 0.5
     median_difference: float
     differences: np.ndarray
 
     @property
     def flagged(self) -> bool:
-        return flagged(self.share)
+        return flagged(self.share, self.p_value)
 
     @property
     def direction(self) -> str:
@@ -159,9 +170,20 @@ class CueResult:
     def direction_share(self) -> float:
         return max(self.share, 1 - self.share)
 
-    def sentence(self) -> str:
+    def sentence(self, control: bool = True) -> str:
+        """What the share says. Only a control's pairs differ by processing alone: on a generator's dataset a
+        flagged cue may be generation itself, and the matching control says which."""
         text = f"the AI half is {self.direction} in {self.direction_share:.0%} of pairs"
-        return f"{text}: a detector can learn {self.cue.shortcut} instead of generation" if self.flagged else text
+        if not self.flagged:
+            return text
+        text += f" (p={self.p_value:.2g})"
+        if control:
+            return f"{text}: a detector can learn {self.cue.shortcut} instead of generation"
+        return (
+            f"the halves differ in {self.cue.label}: {text}; this may be generation itself, and only the matching "
+            "control (generator=identity or lossless_twin with the same size, gen_size and pairing) shows whether "
+            f"the factory's processing ({self.cue.shortcut}) causes it"
+        )
 
 
 @dataclass(frozen=True)
@@ -170,10 +192,15 @@ class AuditResult:
     pairs: int
     cues: list[CueResult]
     accuracy: float | None
+    control: bool = True  # made by a control generator (then a flagged cue is the factory's processing)
 
     @property
     def accuracy_flagged(self) -> bool:
-        return self.accuracy is not None and self.accuracy > FAIR_BAND[1]
+        """Above the band, and better than chance by a binomial test over the 2 x pairs held-out images."""
+        if self.accuracy is None or self.accuracy <= FAIR_BAND[1]:
+            return False
+        images = 2 * self.pairs
+        return bool(binomtest(round(self.accuracy * images), images, 0.5).pvalue < ALPHA)
 
     def accuracy_sentence(self) -> str:
         if self.accuracy is None:
@@ -182,7 +209,7 @@ class AuditResult:
         return f"{text}: the cues above are learnable" if self.accuracy_flagged else text
 
     def flags(self) -> list[str]:
-        found = [result.sentence() for result in self.cues if result.flagged]
+        found = [result.sentence(self.control) for result in self.cues if result.flagged]
         return found + ([self.accuracy_sentence()] if self.accuracy_flagged else [])
 
     def rows(self) -> list[list[object]]:
@@ -195,7 +222,7 @@ class AuditResult:
                 round(r.direction_share, 4),
                 float(f"{r.median_difference:.4g}"),
                 r.flagged,
-                r.sentence(),
+                r.sentence(self.control),
             ]
             for r in self.cues
         ]
@@ -206,14 +233,17 @@ class AuditResult:
         return rows
 
 
-def audit_values(dataset: str, ids: list[str], original: np.ndarray, ai: np.ndarray) -> AuditResult:
+def audit_values(
+    dataset: str, ids: list[str], original: np.ndarray, ai: np.ndarray, control: bool = True
+) -> AuditResult:
     """The audit of pairs given their cue matrices (rows: pairs in `ids` order; columns: CUES)."""
     results = []
     for column, cue in enumerate(CUES):
-        differences = pair_differences(cue, original[:, column], ai[:, column])
-        share = share_ai_greater(original[:, column], ai[:, column])
-        results.append(CueResult(cue, share, float(np.median(differences)), differences))
-    return AuditResult(dataset, len(ids), results, classifier_accuracy(ids, original, ai))
+        before, after = original[:, column], ai[:, column]
+        differences = pair_differences(cue, before, after)
+        share = share_ai_greater(before, after)
+        results.append(CueResult(cue, share, sign_test(before, after), float(np.median(differences)), differences))
+    return AuditResult(dataset, len(ids), results, classifier_accuracy(ids, original, ai), control)
 
 
 def audit_dataset(dataset_dir: Path) -> AuditResult:
@@ -228,4 +258,5 @@ def audit_dataset(dataset_dir: Path) -> AuditResult:
                 values.append(file_cues(path))
             except OSError as error:
                 raise UserError(f"{path} cannot be read ({error}); check it with python -m aigen.verify") from None
-    return audit_values(str(dataset_dir), ids, cue_matrix(halves["original"]), cue_matrix(halves["ai"]))
+    control = dataset.record.get("content", {}).get("generator") in CONTROLS
+    return audit_values(str(dataset_dir), ids, cue_matrix(halves["original"]), cue_matrix(halves["ai"]), control)

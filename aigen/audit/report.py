@@ -10,8 +10,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from aigen.audit.cues import CSV_COLUMNS, FAIR_BAND, FOLDS, AuditResult, CueResult
+from aigen.audit.cues import ALPHA, CSV_COLUMNS, FAIR_BAND, FOLDS, AuditResult, CueResult
 from aigen.tables import markdown_table
+
+FLAG_RULE = (
+    f"A cue is flagged when its share lies outside {FAIR_BAND[0]:.0%}-{FAIR_BAND[1]:.0%} and a sign test puts it "
+    f"beyond chance (p < {ALPHA})."
+)
+CONTROL_NOTE = (
+    "These pairs come from a control generator: a flagged cue is the factory's processing, learnable by a detector."
+)
+GENERATOR_NOTE = (
+    "These pairs come from a generator: a flagged cue says the halves differ, which may be generation itself; "
+    "audit the matching control (generator=identity or lossless_twin, same settings) to see what processing adds."
+)
 
 PANEL = (360, 220)
 MARGIN = 28
@@ -74,8 +86,7 @@ def markdown_report(result: AuditResult) -> str:
     lines = [
         f"# Bias audit of `{result.dataset}`",
         "",
-        f"{result.pairs} pairs. A share outside {FAIR_BAND[0]:.0%}-{FAIR_BAND[1]:.0%} is flagged: a detector can "
-        "tell the halves apart by it without learning anything about generation.",
+        f"{result.pairs} pairs. {FLAG_RULE} " + (CONTROL_NOTE if result.control else GENERATOR_NOTE),
         "",
         markdown_table(header, table),
         "",
@@ -96,6 +107,8 @@ def summary_json(result: AuditResult) -> dict:
         "dataset": result.dataset,
         "pairs": result.pairs,
         "band": list(FAIR_BAND),
+        "alpha": ALPHA,
+        "control": result.control,
         "cues": {
             r.cue.name: {
                 "share_ai_greater": r.share,
@@ -103,7 +116,8 @@ def summary_json(result: AuditResult) -> dict:
                 "direction_share": r.direction_share,
                 "median_difference": r.median_difference,
                 "flagged": r.flagged,
-                "sentence": r.sentence(),
+                "p_value": r.p_value,
+                "sentence": r.sentence(result.control),
             }
             for r in result.cues
         },

@@ -60,7 +60,9 @@ def dataset_dirs(paths: list[str] | str, key: str) -> list[Path]:
     return [Path(to_absolute_path(str(Path(path).expanduser()))).resolve() for path in paths]
 
 
-def make_split(pairs: dict[Path, list[Pair]], seed: int, val_fraction: float, test_fraction: float) -> dict:
+def make_split(
+    pairs: dict[Path, list[Pair]], seed: int, val_fraction: float, test_fraction: float, allow_no_test: bool = False
+) -> dict:
     """The training run's split, as saved in split.json and the checkpoint: {seed, fractions, datasets: {dir:
     {train, val, test: ids}}, keys: {train, val: content keys}}. Each photo's side is aigen.splits.split_of of its
     content, so the export tool and every dataset of the same photos agree; `keys` are the photos the model saw."""
@@ -73,11 +75,15 @@ def make_split(pairs: dict[Path, list[Pair]], seed: int, val_fraction: float, te
             sides[side].append(pair.id)
             keys[side].add(pair.key)
         datasets[str(dataset_dir)] = sides
-    for side, fraction in (("train", 1 - val_fraction - test_fraction), ("val", val_fraction)):
+    sides = [("train", 1 - val_fraction - test_fraction), ("val", val_fraction)]
+    if test_fraction and not allow_no_test:  # test_fraction=0 says so itself
+        sides.append(("test", test_fraction))
+    for side, fraction in sides:
         if not keys[side]:
             raise UserError(
                 f"no {side} pair: {sum(map(len, keys.values()))} photos with a {side} share of {fraction:g} "
                 "(val_fraction, test_fraction) leave it empty; use more photos or a larger share"
+                + (", or allow_no_test=true to train with nothing left to test on" if side == "test" else "")
             )
     return {
         "seed": seed,

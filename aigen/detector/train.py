@@ -147,7 +147,7 @@ def train(cfg: DictConfig) -> TrainResult:
             raise UserError(f"resume=true with other image settings than the run used: {state['preprocess']}")
         print(f"resuming {last_path} at epoch {loop['epoch'] + 1}")
     else:
-        split = make_split(pairs, cfg.seed, cfg.val_fraction, cfg.test_fraction)
+        split = make_split(pairs, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.allow_no_test)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "split.json", split)
     inputs = Inputs(model, preprocess, cfg.cache_dir, cfg.batch_size, workers, device, dtype)

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import yaml
 
-from aigen.audit import CUES, FAIR_BAND
+from aigen.audit import CUES
+from aigen.audit.report import FLAG_RULE
 from aigen.dataset import HALVES, DatasetDir
-from aigen.export.collect import Pair
+from aigen.export.collect import SPLITS, Pair
 from aigen.export.licenses import Terms, hub_license, model_terms, source_terms
 from aigen.export.shards import parquet_features, split_pattern
-from aigen.splits import SPLITS
 from aigen.tables import markdown_table
 
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -23,7 +23,7 @@ COLUMN_NOTES = {
     "every generator's rows",
     "original": "the real photo: the dataset dir's JPEG, byte for byte",
     "ai": "its AI variation: the dataset dir's JPEG, byte for byte",
-    "split": "`train`, `val` or `test`, by the source photo's content (see Splits)",
+    "split": "`train`, `validation` or `test`, by the source photo's content (see Splits)",
     "dataset": "the aigen dataset dir the pair comes from (one per generator configuration)",
     "category": "the photo's first folder in its source (e.g. the scene class), empty when none",
     "generator": "what made the AI half",
@@ -190,11 +190,11 @@ def audit_section(facts: CardFacts) -> str:
         accuracy = audit["classifier"]["accuracy"]
         rows.append([f"`{name}`", audit["pairs"], *cells, "n/a" if accuracy is None else f"{accuracy:.0%}"])
         flags += [f"- `{name}`: {flag}" for flag in audit["flags"]]
-    low, high = FAIR_BAND
     return (
         "## Processing bias audit\n\n"
-        "`python -m aigen.audit`: each cell is the share of pairs where the AI half is as the column says; a share "
-        f"outside {low:.0%}-{high:.0%} is flagged (a detector can learn it instead of generation). The classifier "
+        "`python -m aigen.audit`: each cell is the share of pairs where the AI half is as the column says. "
+        f"{FLAG_RULE} On a control's pairs a flagged cue is processing a detector can learn instead of generation; "
+        "on a generator's pairs it says only that the halves differ (the flags below say which). The classifier "
         "column is the held-out accuracy of a logistic regression on these global cues alone.\n\n"
         + markdown_table(header, rows)
         + "\n\n"

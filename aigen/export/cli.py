@@ -19,14 +19,15 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from aigen.audit.cli import default_out_dir
 from aigen.cli import add_split_options, one_line_errors
 from aigen.dataset import DatasetDir
 from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
-from aigen.export.collect import collect_pairs, metadata_columns, open_dataset_dirs
+from aigen.export.collect import SPLITS, collect_pairs, metadata_columns, open_dataset_dirs
 from aigen.export.shards import FORMATS, check_format_available, write_shards
 from aigen.gallery import contact_sheet, gallery_rows
-from aigen.splits import SPLITS, check_fractions
+from aigen.splits import check_fractions
 from aigen.words import counted
 
 EXPORT_RECORD = "export.json"  # what was exported, and the mark that lets --overwrite replace the folder
@@ -99,11 +100,9 @@ def read_audit(folder: Path) -> dict:
 
 def find_audit_dirs(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, Path]:
     """The audit output folder by dataset dir name: each --audit folder, else the audit's default output folder
-    (./audit-<dataset dir name>) when it is there."""
+    (./outputs/audit-<dataset dir name>) when it is there."""
     names = [dataset.name for dataset in dirs]
-    found = {
-        name: Path.cwd() / f"audit-{name}" for name in names if (Path.cwd() / f"audit-{name}" / "audit.json").is_file()
-    }
+    found = {name: default_out_dir(name) for name in names if (default_out_dir(name) / "audit.json").is_file()}
     for folder in audit_dirs:
         audit = read_audit(folder)
         name = Path(audit["dataset"]).name
@@ -228,7 +227,7 @@ def parse_args(argv: list[str] | None) -> ExportOptions:
         type=Path,
         action="append",
         default=[],
-        help="a python -m aigen.audit output folder (repeatable; default: ./audit-<dataset dir name> if present)",
+        help="a python -m aigen.audit output folder (repeatable; default: outputs/audit-<dataset dir name>)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a previous export in --out")
     parser.add_argument("--repo-id", help="the Hub dataset repo, for the card's snippets (default: <user>/<out name>)")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aigen.dataset import HALVES, DatasetDir, open_dataset
 from aigen.errors import UserError
-from aigen.splits import SPLITS, content_key, split_of
+from aigen.splits import content_key, split_of
 
 # Always present, in this order (null when a manifest has no such key); other manifest keys follow, sorted.
 FIRST_COLUMNS = (
@@ -39,6 +39,10 @@ def unreadable_as_user_error(path: Path) -> Iterator[None]:
     except OSError as error:
         raise UserError(f"{path} cannot be read ({error.strerror}); check it with python -m aigen.verify") from None
 
+
+# The detector's split names as the Hugging Face Hub spells them: an export's `val` is `validation`.
+HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+SPLITS = tuple(HUB_SPLITS.values())
 
 PairRef = tuple[str, str]  # (dataset dir name, id): a pair's identity within an export
 
@@ -103,7 +107,7 @@ def collect_pairs(dirs: list[DatasetDir], seed: int, val_fraction: float, test_f
     """Every pair of every dir, with the split `python -m aigen.detect` gives its source photo. Sorted by split,
     then id, then dir, so the same photo's pairs from several generators sit next to each other."""
     pairs = [
-        Pair(dataset, row, split_of(content_key(dataset.path, row), seed, val_fraction, test_fraction))
+        Pair(dataset, row, HUB_SPLITS[split_of(content_key(dataset.path, row), seed, val_fraction, test_fraction)])
         for dataset in dirs
         for row in dataset.rows.values()
     ]

@@ -28,6 +28,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
@@ -249,6 +250,17 @@ class DallE2Variation(OpenAIImages):
         super().check()
         if self.api_size not in self.sizes:
             raise UserError(f"generator.api_size={self.api_size!r} must be one of {', '.join(self.sizes)}")
+
+    def plan(self, count: int, whole: int | None = None) -> str:
+        """The cost plan, and a warning first when it targets OpenAI's own endpoint, which retired DALL-E 2."""
+        line = super().plan(count, whole)
+        if urlsplit(self.default_url).hostname in self.host():
+            line = (
+                f"warning: OpenAI's API retired DALL-E 2 and the variations endpoint on 2026-05-12; {self.host()} will "
+                "likely answer 404. Use generator=gpt_image, or generator.base_url=URL of an OpenAI-compatible server "
+                "that still serves it\n" + line
+            )
+        return line
 
     def send(self, png: bytes):
         return self._client.images.with_raw_response.create_variation(

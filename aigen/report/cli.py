@@ -108,7 +108,7 @@ def parse_args(argv: list[str] | None) -> ReportOptions:
         type=Path,
         action="append",
         default=[],
-        help="a python -m aigen.audit output folder (repeatable; default: ./audit-<dataset dir name> if present)",
+        help="a python -m aigen.audit output folder (repeatable; default: outputs/audit-<dataset dir name>)",
     )
     parser.add_argument(
         "--detector",

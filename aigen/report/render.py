@@ -160,7 +160,7 @@ def audits_section(facts: list[DatasetFacts], site: Path) -> str:
         names = ", ".join(f"<code>{escape(name)}</code>" for name in missing)
         blocks.append(
             f'<p class="note">Not audited: {names}. Run <code>python -m aigen.audit DATASET_DIR</code> and build the '
-            "report again (it finds <code>./audit-&lt;name&gt;</code>, or pass <code>--audit DIR</code>).</p>"
+            "report again (it finds <code>./outputs/audit-&lt;name&gt;</code>, or pass <code>--audit DIR</code>).</p>"
         )
     return "".join(blocks) or '<p class="note">No dataset dirs given.</p>'
 
