@@ -29,6 +29,7 @@ from aigen.errors import Interrupted, RunStopped, SkipImage, UserError
 from aigen.gallery import gallery_rows, write_preview
 from aigen.generation import BatchGenerator, CircuitBreaker
 from aigen.generators.base import Generator
+from aigen.hash_cache import HashCache
 from aigen.identity import content_config
 from aigen.pairing import JpegHistory, Pairing, ai_square, original_square, read_jpeg_history
 from aigen.preprocess import ImageLoader, JpegSettings
@@ -120,12 +121,13 @@ class Preparer:
 
     def prepare(self, item: SourceItem) -> Prepared:
         try:
-            photo = self.loader(item.path, self.decode_side)
+            file = item.photo_file()
+            photo = self.loader(file, self.decode_side)
             model_input = self.generator.prepare(photo.condition_square())
         except SkipImage as skip:
             return Prepared(item, skip=skip)
         original = original_square(photo, self.size, self.generator.gen_size, self.pairing.geometry)
-        history = read_jpeg_history(item.path, photo.square_box()) if self.pairing.jpeg_history == "matched" else None
+        history = read_jpeg_history(file, photo.square_box()) if self.pairing.jpeg_history == "matched" else None
         return Prepared(item, original_jpeg=self.jpeg.encode(original), model_input=model_input, history=history)
 
     def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:
@@ -320,7 +322,9 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
     selection = sample(everything, cfg.limit, cfg.sample_seed)
     # A paid generator's budget covers the whole dataset, so then every shard hashes the whole selection.
     budget_over_all = generator.paid and shard.count > 1
-    hashed = with_hashes(selection if budget_over_all else [i for i in selection if shard.owns(i.id)], cfg.workers)
+    hashes = HashCache(dataset_dir, shard)
+    to_hash = selection if budget_over_all else [i for i in selection if shard.owns(i.id)]
+    hashed = with_hashes(to_hash, cfg.workers, hashes)
     items = [item for item in hashed if shard.owns(item.id)]
     done = done_rows(dataset_dir)
     todo = pending(items, done)
@@ -336,6 +340,7 @@ def make_dataset(cfg: DictConfig, run_dir: Path | None = None, group: str | None
         generator.load()
     config = redact(OmegaConf.to_container(cfg, resolve=True))
     create_record(dataset_dir, content, config, shard.count)
+    hashes.save()
     started = time.time()
     run = {
         "run_id": uuid.uuid4().hex,
