@@ -135,6 +135,8 @@ class HFSource(Source):
                     if self.split not in loaded:
                         raise ValueError(f"no split {self.split!r} (splits: {', '.join(loaded)})")
                     loaded = loaded[self.split]
+                elif loaded.split is not None and str(loaded.split) != self.split:
+                    raise ValueError(f"the saved dataset is split {loaded.split!r}, not source.split={self.split!r}")
                 return loaded.to_iterable_dataset(num_shards=len(loaded.cache_files) or 1) if self.streaming else loaded
             if self.local and self.local.is_file():
                 builder = DATA_FILE_BUILDERS.get(self.local.suffix)
