@@ -31,6 +31,7 @@ PHOTO_EXTENSIONS = frozenset(
 )
 APPLE_DOUBLE_PREFIX = "._"  # macOS resource forks in some archive mirrors: metadata, not photos
 EXAMPLES_KEPT = 5
+HASH_CHUNK = 64  # photos per task of the hashing threads
 
 
 class Container(Protocol):
@@ -123,8 +124,13 @@ def with_hashes(items: list[SourceItem], workers: int, cache: HashCache | None =
                 cache.store(key, stamp, digest)
         return digest
 
+    def sha256s(chunk: list[SourceItem]) -> list[str]:
+        return [sha256(item) for item in chunk]
+
+    # In chunks: a cache hit costs one stat, less than handing it to a thread.
+    chunks = [items[start : start + HASH_CHUNK] for start in range(0, len(items), HASH_CHUNK)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
-        digests = list(pool.map(sha256, items))
+        digests = [digest for chunk in pool.map(sha256s, chunks) for digest in chunk]
     return [replace(item, sha256=digest) for item, digest in zip(items, digests, strict=True)]
 
 
