@@ -32,6 +32,7 @@ from aigen.tables import markdown_table
 from benchmarks.common import ROOT, report
 
 PER_FOLDER = 1000  # photos per sub-folder, as a large collection is usually laid out
+LINKS_PER_FILE = 50_000  # below ext4's 65,000 hard links per file
 
 
 def base_jpeg(kilobytes: int) -> bytes:
@@ -79,13 +80,19 @@ def finish_dataset(root: Path, out: Path, digests: dict[str, str]) -> None:
     """One pair made for real; every other photo given the same pair files and its own manifest row."""
     factory.make_dataset(config(root, out, limit=1))
     template = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    linked = {half: out / template[half] for half in ("original", "ai")}
     with open(out / "manifest.jsonl", "a", encoding="utf-8") as manifest:
-        for relative, digest in digests.items():
+        for index, (relative, digest) in enumerate(digests.items()):
             image_id = relative.removesuffix(".jpg").replace("/", "_")
             if image_id == template["id"]:
                 continue
             for half in ("original", "ai"):
-                os.link(out / template[half], out / half / f"{image_id}.jpg")
+                target = out / half / f"{image_id}.jpg"
+                if index % LINKS_PER_FILE == 0:  # a new copy: a file takes only so many hard links
+                    shutil.copyfile(out / template[half], target)
+                    linked[half] = target
+                else:
+                    os.link(linked[half], target)
             row = template | {
                 "id": image_id,
                 "source": relative,
