@@ -106,6 +106,24 @@ def test_the_same_photos_make_the_same_pairs_as_a_folder(kind, collection, folde
     assert file_bytes(out) == file_bytes(folder_pairs)
 
 
+def test_the_source_jpeg_history_is_read_from_a_container(collection, folder_pairs, tiny_cfg, tmp_path):
+    """pairing.jpeg_history=matched reads the source JPEG's tables from the bytes in the container."""
+    matched = (*CHEAP, "pairing.jpeg_history=matched")
+    folder = make_dataset(tiny_cfg(*collection["folder"], *matched, dataset_dir=tmp_path / "folder")).dataset_dir
+    parquet = make_dataset(tiny_cfg(*collection["parquet"], *matched, dataset_dir=tmp_path / "parquet")).dataset_dir
+    assert file_bytes(parquet) == file_bytes(folder)
+    assert file_bytes(parquet)["ai/rocket.jpg"] != file_bytes(folder_pairs)["ai/rocket.jpg"]  # the history is used
+
+
+def test_samples_with_the_same_key_in_two_shards_get_distinct_stable_ids(tmp_path):
+    for shard, photo in enumerate(("astronaut.png", "rocket.jpg")):
+        write_shard(tmp_path / f"{shard}.tar", [("photo.png", bundled(photo))])
+    items = instantiate(compose_config("source=webdataset", f"source.urls='{tmp_path}/{{0..1}}.tar'").source).items()
+    assert len({item.id for item in items}) == 2 and all(item.id.startswith("photo-") for item in items)
+    alone = instantiate(compose_config("source=webdataset", f"source.urls={tmp_path}/1.tar").source).items()
+    assert alone[0].id == "photo" and alone[0].photo_file().read() == bundled("rocket.jpg")
+
+
 def test_every_new_source_composes_and_lists_its_photos(collection):
     for kind in ("hf", "hf-streaming", "webdataset", "parquet"):
         source = instantiate(compose_config(*collection[kind]).source)
@@ -209,6 +227,7 @@ def test_a_stream_is_followed_forward_and_restarted_only_for_rows_behind_it():
     cursor = StreamCursor(open_stream)
     assert [cursor.cell(row) for row in (0, 2, 1, 5, 3, 50)] == [0, 2, 1, 5, 3, 50]
     assert len(opened) == 1  # rows a little behind come from the last few rows kept
+    assert len(cursor.recent) == ROWS_KEPT  # and no more: memory does not grow with the stream
     assert cursor.cell(50 - ROWS_KEPT) == 50 - ROWS_KEPT and len(opened) == 2
 
 
