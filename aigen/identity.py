@@ -9,7 +9,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from aigen.generators.base import Generator
-from aigen.sources import FolderSource
+from aigen.sources import Source
 
 
 def settings_of(node: DictConfig) -> dict:
@@ -17,7 +17,7 @@ def settings_of(node: DictConfig) -> dict:
     return {key: value for key, value in OmegaConf.to_container(node, resolve=True).items() if not key.startswith("_")}
 
 
-def content_config(cfg: DictConfig, source: FolderSource, generator: Generator) -> dict:
+def content_config(cfg: DictConfig, source: Source, generator: Generator) -> dict:
     """Everything that decides the bytes of a pair: which photos (the source's identity), the output size, JPEG
     settings and pair processing, the generator's settings, and `seed` only where it seeds the generator."""
     content = {
@@ -32,7 +32,7 @@ def content_config(cfg: DictConfig, source: FolderSource, generator: Generator) 
     return content
 
 
-def dataset_dir(cfg: DictConfig, source: FolderSource, generator: Generator) -> Path:
+def dataset_dir(cfg: DictConfig, source: Source, generator: Generator) -> Path:
     """`dataset_dir`, or by default `<data_dir>/processed/<source>-<generator>-<size>-<generator tags>[-s<seed>]`
     (e.g. `indoor-sd-256-g3.0-s0`, `indoor-dalle2-256-dall-e-2-512x512`)."""
     if cfg.get("dataset_dir"):

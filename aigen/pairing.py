@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, JpegImagePlugin
@@ -120,7 +121,7 @@ def _stored_corner(box: tuple[int, int, int, int], upright_size: tuple[int, int]
     return corners[method]
 
 
-def read_jpeg_history(path: str | Path, box: tuple[float, float, float, float]) -> JpegHistory | None:
+def read_jpeg_history(path: str | Path | BinaryIO, box: tuple[float, float, float, float]) -> JpegHistory | None:
     """The compression history of the square `box` (upright, full-resolution pixels) of a source photo; None when
     the source is not a JPEG or has no tables to match (e.g. CMYK)."""
     with Image.open(path) as image:
@@ -208,7 +209,7 @@ class PairProcessor:
     def original_jpeg(self, photo: Photo) -> bytes:
         return self.jpeg.encode(original_square(photo, self.size, self.gen_size, self.pairing.geometry))
 
-    def history(self, path: str | Path, photo: Photo) -> JpegHistory | None:
+    def history(self, path: str | Path | BinaryIO, photo: Photo) -> JpegHistory | None:
         """The source's compression history for the AI half, when `jpeg_history=matched`."""
         return read_jpeg_history(path, photo.square_box()) if self.reads_history else None
 

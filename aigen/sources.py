@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import io
 import os
 import warnings
 from collections import defaultdict
+from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from hydra.utils import to_absolute_path
 from PIL import Image
 
-from aigen.errors import UserError
+from aigen.errors import SkipImage, UserError
+from aigen.hash_cache import HashCache
 from aigen.words import counted
 
 # Formats Pillow can open that hold data or documents rather than photos (or that it only identifies).
@@ -28,17 +32,67 @@ PHOTO_EXTENSIONS = frozenset(
 )
 APPLE_DOUBLE_PREFIX = "._"  # macOS resource forks in some archive mirrors: metadata, not photos
 EXAMPLES_KEPT = 5
+HASH_CHUNK = 64  # photos per task of the hashing threads
+
+
+class Container(Protocol):
+    """Where photos live that are not files of their own: a dataset's rows, a tar shard's members, a Parquet file's
+    rows. Items keep only a reference (`member`); the bytes are read when the photo is hashed or prepared, so
+    memory does not grow with the collection."""
+
+    def read(self, member: Hashable) -> bytes:
+        """The photo's exact bytes; SkipImage (stage `read`) when the row has none (an empty cell, a vanished
+        shard), so that a bad row is a recorded skip."""
+        ...
+
+    def stamp(self, member: Hashable) -> tuple[int, int] | None:
+        """(size, mtime_ns) of the file(s) holding the member, for the hash cache; None when it cannot be known."""
+        ...
 
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One source photo: `id` names its output files, `source` is its path relative to the source root."""
+    """One source photo: `id` names its output files, `source` says where it came from (its path relative to
+    the source root, or its container and row). A photo in a container is `member` of `container`, and `path`
+    is the container's file."""
 
     id: str
     path: Path
     source: str
     category: str
-    sha256: str = ""  # of the file's bytes, filled in by `with_hashes` for the selected photos
+    sha256: str = ""  # of the photo's exact bytes, filled in by `with_hashes` for the selected photos
+    container: Container | None = field(default=None, compare=False)
+    member: Hashable = None
+
+    def photo_file(self) -> Path | BinaryIO:
+        """What Pillow opens: the photo's own file, or its bytes read from the container (SkipImage when they
+        cannot be read)."""
+        if self.container is None:
+            return self.path
+        return io.BytesIO(self.container.read(self.member))
+
+    def sha256_of_bytes(self) -> str:
+        """The hash of the photo's exact bytes, the same for a photo in a folder and in any container; "" when
+        they cannot be read (the loader then records why)."""
+        if self.container is None:
+            return file_sha256(self.path)
+        try:
+            return hashlib.sha256(self.container.read(self.member)).hexdigest()
+        except SkipImage:
+            return ""
+
+    def stamp(self) -> tuple[int, int] | None:
+        """(size, mtime_ns) of the file holding the photo: a hash cached under another stamp is stale."""
+        if self.container is not None:
+            return self.container.stamp(self.member)
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        return (stat.st_size, stat.st_mtime_ns)
+
+    def cache_key(self) -> str:
+        return str(self.path) if self.container is None else f"{self.path}::{self.member}"
 
 
 def file_sha256(path: Path) -> str:
@@ -54,11 +108,44 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def with_hashes(items: list[SourceItem], workers: int) -> list[SourceItem]:
-    """The items with their `sha256`, hashed on `workers` threads (hashlib releases the GIL)."""
+def with_hashes(items: list[SourceItem], workers: int, cache: HashCache | None = None) -> list[SourceItem]:
+    """The items with their `sha256`, on `workers` threads (hashlib releases the GIL). A `cache` gives the hash of
+    a photo whose file is unchanged (same size and mtime) without reading it; items that already carry a hash
+    (a streaming source hashes as it lists) keep it."""
+    cache = cache if cache is not None else HashCache()
+
+    def sha256(item: SourceItem) -> str:
+        if item.sha256:
+            return item.sha256
+        key, stamp = item.cache_key(), item.stamp()  # the stamp before the read: a file changed meanwhile is redone
+        digest = cache.lookup(key, stamp)
+        if digest is None:
+            digest = item.sha256_of_bytes()
+            if digest and stamp is not None:
+                cache.store(key, stamp, digest)
+        return digest
+
+    def sha256s(chunk: list[SourceItem]) -> list[str]:
+        return [sha256(item) for item in chunk]
+
+    # In chunks: a cache hit costs one stat, less than handing it to a thread.
+    chunks = [items[start : start + HASH_CHUNK] for start in range(0, len(items), HASH_CHUNK)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash") as pool:
-        digests = list(pool.map(file_sha256, [item.path for item in items]))
+        digests = [digest for chunk in pool.map(sha256s, chunks) for digest in chunk]
     return [replace(item, sha256=digest) for item, digest in zip(items, digests, strict=True)]
+
+
+def cell_bytes(value: object, where: str) -> bytes:
+    """A photo cell of a table: bytes, or `{bytes, path}` as `datasets` stores images (a cell with only a path is
+    read from that file when it exists). SkipImage for an empty cell."""
+    data = value.get("bytes") if isinstance(value, dict) else value
+    if data:
+        return data
+    path = value.get("path") if isinstance(value, dict) else None
+    if path and os.path.isfile(path):
+        with open(path, "rb") as handle:
+            return handle.read()
+    raise SkipImage("read", f"{where} has no image bytes" + (f" (only a path: {path})" if path else ""))
 
 
 def is_image_file(path: Path) -> bool:
@@ -99,28 +186,47 @@ def flat_id(relative_path: str) -> str:
     return readable.replace(os.sep, "_").replace("/", "_")
 
 
-def _with_unique_ids(candidates: list[tuple[str, Path, str]]) -> list[SourceItem]:
-    """Give every photo an id; ids that collide (case-insensitively, as on macOS) all get a hash suffix.
+def with_unique_ids(items: list[SourceItem]) -> list[SourceItem]:
+    """The items sorted by id; ids that collide (case-insensitively, as on macOS) all get a hash of their `source`.
 
     Suffixing every member of a collision, not all but the first, keeps an id independent of which other
-    files happen to sort before it.
+    photos happen to sort before it.
     """
-    by_key: dict[str, list[tuple[str, Path, str]]] = defaultdict(list)
-    for candidate in candidates:
-        by_key[candidate[0].lower()].append(candidate)
-    items = []
+    by_key: dict[str, list[SourceItem]] = defaultdict(list)
+    for item in items:
+        by_key[item.id.lower()].append(item)
+    unique = []
     for group in by_key.values():
-        for plain_id, path, relative in group:
-            item_id = plain_id
+        for item in group:
             if len(group) > 1:
-                digest = hashlib.sha1(relative.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-                item_id = f"{plain_id}-{digest}"
-            category = relative.split("/")[0] if "/" in relative else ""
-            items.append(SourceItem(id=item_id, path=path, source=relative, category=category))
-    return sorted(items, key=lambda item: item.id)
+                digest = hashlib.sha1(item.source.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+                item = replace(item, id=f"{item.id}-{digest}")
+            unique.append(item)
+    return sorted(unique, key=lambda item: item.id)
 
 
-class FolderSource:
+class Source:
+    """What every source has: `name` names the dataset dir, `identity` goes into its fingerprint, and `ignored`
+    counts what was found but is not a photo (said once in the summary)."""
+
+    def __init__(self, name: str, identity: str) -> None:
+        self.name = name
+        self.identity = identity
+        self.ignored: dict[str, Ignored] = defaultdict(Ignored)
+
+    def ignored_line(self) -> str:
+        """`ignored 3 files that are not images (e.g. a.txt, b.csv)`, or "" when nothing was ignored."""
+        parts = [
+            f"{counted(ignored.count, ONE_IGNORED.get(why, why), why)} (e.g. {', '.join(ignored.examples)})"
+            for why, ignored in self.ignored.items()
+        ]
+        return "ignored " + "; ".join(parts) if parts else ""
+
+    def items(self) -> list[SourceItem]:
+        raise NotImplementedError
+
+
+class FolderSource(Source):
     """Every photo below `root`, found recursively and recognised by content: files with a photo extension
     (case-insensitive) are taken, any other file is opened once to see whether Pillow can read it.
 
@@ -136,30 +242,21 @@ class FolderSource:
         if root is None or str(root).strip() == "":
             raise UserError("source.root is not set: source=folder needs source.root=/path/to/photos")
         self.root = Path(to_absolute_path(os.path.expanduser(str(root))))
-        self.name = name or self.root.name or "root"
-        self.identity = identity or str(self.root)
+        super().__init__(name or self.root.name or "root", identity or str(self.root))
         self.missing_hint = missing_hint
-        self.ignored: dict[str, Ignored] = defaultdict(Ignored)
 
     def items(self) -> list[SourceItem]:
         if not self.root.is_dir():
             hint = f" ({self.missing_hint})" if self.missing_hint else ""
             raise UserError(f"source folder {self.root} does not exist{hint}")
-        candidates = []
+        items = []
         for path in self._image_files():
             relative = path.relative_to(self.root).as_posix()
-            candidates.append((flat_id(relative), path, relative))
-        if not candidates:
+            category = relative.split("/")[0] if "/" in relative else ""
+            items.append(SourceItem(id=flat_id(relative), path=path, source=relative, category=category))
+        if not items:
             raise UserError(f"no images found under {self.root} ({self.ignored_line() or 'the folder is empty'})")
-        return _with_unique_ids(candidates)
-
-    def ignored_line(self) -> str:
-        """`ignored 3 files that are not images (e.g. a.txt, b.csv)`, or "" when nothing was ignored."""
-        parts = [
-            f"{counted(ignored.count, ONE_IGNORED[why], why)} (e.g. {', '.join(ignored.examples)})"
-            for why, ignored in self.ignored.items()
-        ]
-        return "ignored " + "; ".join(parts) if parts else ""
+        return with_unique_ids(items)
 
     def _image_files(self) -> list[Path]:
         found = []

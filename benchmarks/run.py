@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmar
 
 import torch  # noqa: E402
 
-from benchmarks import generation, gpu, preprocess  # noqa: E402
+from benchmarks import generation, gpu, preprocess, startup  # noqa: E402
 from benchmarks.common import report  # noqa: E402
 
 
@@ -27,9 +27,11 @@ def main() -> None:
     if args.quick:
         preprocess.main(["--photos", "120", "--repeats", "2", *append])
         generation.main(["--photos", "16", "--repeats", "2", *append])
+        startup.main(["--counts", "2000", *append])
     else:
         preprocess.main(append)
         generation.main(append)
+        startup.main(["--counts", "20000", "--kilobytes", "64", *append])
     if torch.cuda.is_available():
         gpu.main(["--compile", *append] if not args.quick else ["--runs", "1", *append])
     else:

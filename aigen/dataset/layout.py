@@ -5,6 +5,7 @@ DIR/original/<id>.jpg            the real half of a pair
 DIR/ai/<id>.jpg                  the generated half
 DIR/manifest[.shardI-of-N].jsonl one row per pair on disk, per shard
 DIR/failures[.shardI-of-N].jsonl one row per photo without a pair, with its latest reason
+DIR/source_hashes[.shardI-of-N].json  the source photos' hashes: a start re-reads only changed files
 DIR/.lock[.shardI-of-N]          the writer's lock of a shard (writer.py)
 """
 
@@ -23,6 +24,7 @@ HALVES = (ORIGINAL, AI)
 MANIFEST = "manifest"
 FAILURES = "failures"
 DATASET_JSON = "dataset.json"
+SOURCE_HASHES = "source_hashes"  # the source photos' hashes by file stamp, one file per shard (aigen.hash_cache)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Shard:
 
     def lock_file(self, dataset_dir: Path) -> Path:
         return dataset_dir / f".lock{self.tag}"
+
+    def hashes_file(self, dataset_dir: Path) -> Path:
+        return dataset_dir / f"{SOURCE_HASHES}{self.tag}.json"
 
 
 def record_files(dataset_dir: Path, kind: str) -> list[Path]:

@@ -34,7 +34,7 @@ from aigen.factory.prepare import Preparer
 from aigen.gallery import gallery_rows, write_preview
 from aigen.generators.base import Generator
 from aigen.selection import pending
-from aigen.sources import FolderSource
+from aigen.sources import Source
 from aigen.tracking import redact
 
 __all__ = ["Plan", "RunSummary", "build", "make_dataset", "make_plan"]
@@ -48,7 +48,7 @@ def make_dataset(
     cfg: DictConfig,
     run_dir: Path | None = None,
     group: str | None = None,
-    source: FolderSource | None = None,
+    source: Source | None = None,
     generator: Generator | None = None,
 ) -> RunSummary:
     """Make (or resume) one dataset dir. `run_dir` receives preview.png and W&B files; `group` groups W&B runs;
@@ -64,6 +64,7 @@ def make_dataset(
         plan.generator.load()
     config = redact(OmegaConf.to_container(cfg, resolve=True))
     create_record(plan.dataset_dir, plan.content, config, plan.shard.count)
+    plan.hashes.save()
     started = time.time()
     run = new_run(plan, started)
     events = RunEvents([DatasetRecord(plan.dataset_dir, run)])

@@ -21,11 +21,12 @@ from aigen.dataset.record import check_record
 from aigen.devices import select_gpu
 from aigen.errors import UserError
 from aigen.generators.base import Generator
+from aigen.hash_cache import HashCache
 from aigen.pairing import PairProcessor
 from aigen.preprocess import ImageLoader
 from aigen.selection import pending, sample
 from aigen.settings import check_settings
-from aigen.sources import FolderSource, SourceItem, with_hashes
+from aigen.sources import Source, SourceItem, with_hashes
 from aigen.tracking import WandbTracker
 from aigen.words import counted
 
@@ -53,7 +54,7 @@ class Plan:
     """Everything a run needs, decided before it writes anything."""
 
     shard: Shard
-    source: FolderSource
+    source: Source
     generator: Generator
     loader: ImageLoader
     processor: PairProcessor
@@ -65,13 +66,14 @@ class Plan:
     items: list[SourceItem]  # this shard's part of the selection, with source hashes
     todo: list[SourceItem]  # those without a pair of the same photo yet
     selection: str  # selection_key of the whole selection
+    hashes: HashCache  # the source hashes, saved into the dataset dir once the run starts
 
     @property
     def dry_run(self) -> bool:
         return bool(getattr(self.generator, "dry_run", False))
 
 
-def make_plan(cfg: DictConfig, source: FolderSource | None = None, generator: Generator | None = None) -> Plan:
+def make_plan(cfg: DictConfig, source: Source | None = None, generator: Generator | None = None) -> Plan:
     """The plan of one run of `cfg`; `source` and `generator` objects, when given, replace their config nodes."""
     # 1. Check every setting and build the stages; refuse a dataset dir made by another config (read-only).
     shard = check_settings(cfg)
@@ -95,7 +97,9 @@ def make_plan(cfg: DictConfig, source: FolderSource | None = None, generator: Ge
     selection = sample(everything, cfg.limit, cfg.sample_seed)
     # A paid generator's budget covers the whole dataset, so then every shard hashes the whole selection.
     budget_over_all = generator.paid and shard.count > 1
-    hashed = with_hashes(selection if budget_over_all else [i for i in selection if shard.owns(i.id)], cfg.workers)
+    hashes = HashCache(dataset_dir, shard)  # read now, written when the run really starts
+    to_hash = selection if budget_over_all else [i for i in selection if shard.owns(i.id)]
+    hashed = with_hashes(to_hash, cfg.workers, hashes)
     items = [item for item in hashed if shard.owns(item.id)]
     done = done_rows(dataset_dir)
     todo = pending(items, done)
@@ -116,4 +120,5 @@ def make_plan(cfg: DictConfig, source: FolderSource | None = None, generator: Ge
         items=items,
         todo=todo,
         selection=selection_key(selection),
+        hashes=hashes,
     )

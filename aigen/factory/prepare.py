@@ -57,7 +57,8 @@ class Preparer:
 
     def prepare(self, item: SourceItem) -> Prepared:
         try:
-            photo = self.loader(item.path, self.decode_side)
+            file = item.photo_file()  # a path, or the bytes of a photo in a container (parquet, tar, arrow)
+            photo = self.loader(file, self.decode_side)
             model_input = self.generator.prepare(photo.condition_square())
         except SkipImage as skip:
             return Prepared(item, skip=skip)
@@ -65,7 +66,7 @@ class Preparer:
             item,
             original_jpeg=self.processor.original_jpeg(photo),
             model_input=model_input,
-            history=self.processor.history(item.path, photo),
+            history=self.processor.history(file, photo),
         )
 
     def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:
