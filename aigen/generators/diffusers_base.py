@@ -386,9 +386,7 @@ class DiffusersGenerator(Generator):
             return CPU_BATCH
         dtype = resolve_dtype(self.dtype, device, self.auto_cuda_dtype)
         fixed, per_image = self.memory_estimate(dtype)
-        free = free_cuda_bytes(device)
-        self.check_fits(fixed, free)
-        return auto_batch_size(free, fixed, per_image)
+        return auto_batch_size(free_cuda_bytes(device), fixed, per_image)
 
     def check_fits(self, weight_bytes: float, free_bytes: int) -> None:
         message = too_big_for_the_gpu(self.name, weight_bytes, free_bytes, self.offload, self.quantize)
