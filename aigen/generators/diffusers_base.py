@@ -442,7 +442,7 @@ class DiffusersGenerator(Generator):
     def load(self) -> None:
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device, self.auto_cuda_dtype)
-        if device.type == "cuda":  # a model too big for the GPU stops before loading, naming offload and quantize
+        if device.type == "cuda" and not self.tiny:  # too big for the GPU: stop before loading, naming the options
             self.check_fits(self.memory_estimate(dtype)[0], free_cuda_bytes(device))
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()  # e.g. "CLIPImageProcessor requires torchvision"
