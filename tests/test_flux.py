@@ -255,6 +255,18 @@ def test_quantize_loads_the_transformer_in_8_bits_and_is_recorded(quantize, tens
     assert f"quantize={quantize}" in quantized.plan(1)
 
 
+@pytest.mark.parametrize("name", ["sd", "img2img", "inpaint", "unclip", "kandinsky", *NAMES])
+def test_every_pipeline_generator_names_offload_and_quantize_in_its_dir_only_when_used(name):
+    def dir_name(*overrides: str) -> str:
+        cfg = compose_config(f"generator={name}", "generator.device=cuda", *overrides)
+        return dataset_dir(cfg, build(cfg.source), build(cfg.generator)).name
+
+    plain = dir_name()
+    assert "offload" not in plain and "quantize" not in plain
+    both = dir_name("generator.offload=model", "generator.quantize=fp8")
+    assert both == f"{plain.removesuffix('-s0')}-offload_model-quantize_fp8-s0"
+
+
 def test_quantize_without_torchao_says_what_to_install(monkeypatch):
     monkeypatch.setattr(diffusers_base, "torchao_installed", lambda: False)
     with pytest.raises(UserError) as error:

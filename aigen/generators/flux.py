@@ -85,9 +85,6 @@ class FluxFill(ImageToImage):
         check_flux_size(gen_size)
         super().__init__(model, revision, strength, steps, guidance_scale, prompt, None, gen_size, name, **options)
 
-    def dir_tags(self) -> list[str]:
-        return [*super().dir_tags(), *self.big_model_tags()]
-
     def plan_detail(self) -> str:
         return f"all-zero mask, strength {self.strength} of {self.steps} steps"
 

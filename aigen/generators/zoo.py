@@ -199,7 +199,7 @@ class ImageToImage(Prompted):
         return super().settings() | {"strength": self.strength}
 
     def dir_tags(self) -> list[str]:
-        return [model_tag(self.model), f"st{self.strength}", *self.prompt_tags()]
+        return [model_tag(self.model), f"st{self.strength}", *self.prompt_tags(), *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"strength {self.strength} of {self.steps} steps"
@@ -291,7 +291,7 @@ class UnCLIPVariation(Prompted):
         return super().settings() | {"noise_level": self.noise_level}
 
     def dir_tags(self) -> list[str]:
-        return [model_tag(self.model), f"n{self.noise_level}", *self.prompt_tags()]
+        return [model_tag(self.model), f"n{self.noise_level}", *self.prompt_tags(), *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"noise level {self.noise_level}, {self.steps} steps"
@@ -365,7 +365,7 @@ class KandinskyVariation(DiffusersGenerator):
         }
 
     def dir_tags(self) -> list[str]:
-        return [model_tag(self.model), f"g{self.guidance_scale}"]
+        return [model_tag(self.model), f"g{self.guidance_scale}", *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"image embeddings from {self.prior_model}, {self.steps} steps"
