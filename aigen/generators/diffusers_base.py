@@ -81,6 +81,14 @@ def check_text(option: str, value: object, optional: bool = False) -> None:
         raise UserError(f"generator.{option}={value!r} must be a string{' or null' if optional else ''}")
 
 
+def check_prior_model(prior_model: object, prior_revision: object, tiny: str | None) -> None:
+    """A second repository a generator loads (Kandinsky's and Redux's priors): a hub id, or a folder that exists."""
+    check_text("prior_model", prior_model)
+    check_text("prior_revision", prior_revision, optional=True)
+    if tiny is None and is_local_path(prior_model) and not os.path.isdir(os.path.expanduser(prior_model)):
+        raise UserError(f"generator.prior_model={prior_model!r}: folder does not exist")
+
+
 def short_hash(*texts: str | None) -> str:
     return hashlib.sha256(repr(texts).encode()).hexdigest()[:8]
 

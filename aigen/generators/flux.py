@@ -25,7 +25,7 @@ from aigen.errors import UserError
 from aigen.generators.diffusers_base import (
     DiffusersGenerator,
     check_number,
-    check_text,
+    check_prior_model,
     check_whole_number,
     is_local_path,
     model_tag,
@@ -38,7 +38,7 @@ KEEP_PHOTO = (
     "Keep this photo exactly as it is: the same scene, subject, composition, colours and lighting, "
     "as an ordinary unedited photograph."
 )
-# Weights by component, 16-bit GiB, from parameter counts (ESTIMATES, not measured; see benchmarks/gpu.py):
+# Weights by component, 16-bit GiB, from parameter counts (ESTIMATES, not measured on a GPU):
 # FLUX.1 dev's transformer 11.9B, T5-XXL encoder 4.76B, CLIP ViT-L text 123M, autoencoder 84M.
 FLUX1_GIB = {"transformer": 22.2, "text_encoder_2": 8.9, "text_encoder": 0.23, "vae": 0.16}
 # FLUX.1 dev without text encoders, and the Redux prior: SigLIP so400m vision tower 428M, Redux embedder 64M.
@@ -105,8 +105,8 @@ class FluxFill(ImageToImage):
 
 class InstructedEdit(Prompted):
     """An image-conditioned FLUX model asked, in words (`prompt`), to re-render the photo; the instruction is
-    recorded in every row and hashed into the dataset dir's name. No negative prompt: these models are
-    guidance-distilled (guidance_scale is an input of the model, not classifier-free guidance)."""
+    recorded in every row and hashed into the dataset dir's name. No negative prompt: Kontext dev is
+    guidance-distilled (guidance_scale is an input of the model) and klein 4B step-distilled (no guidance)."""
 
     alignment = "semantic"  # a new rendering: the layout is kept by the instruction, not by construction
     auto_cuda_dtype = torch.bfloat16
@@ -236,11 +236,7 @@ class FluxRedux(DiffusersGenerator):
         check_whole_number("steps", steps, 1)
         self.guidance_scale = check_number("guidance_scale", guidance_scale, low=0)
         check_flux_size(gen_size)
-        check_text("prior_model", prior_model)
-        check_text("prior_revision", prior_revision, optional=True)
-        missing = is_local_path(prior_model) and not os.path.isdir(os.path.expanduser(prior_model))
-        if options.get("tiny") is None and missing:
-            raise UserError(f"generator.prior_model={prior_model!r}: folder does not exist")
+        check_prior_model(prior_model, prior_revision, options.get("tiny"))
         super().__init__(model, revision, gen_size, name=name, **options)
         self.prior_model = prior_model
         self.prior_revision = prior_revision

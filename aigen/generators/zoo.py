@@ -28,6 +28,7 @@ from aigen.errors import UserError
 from aigen.generators.diffusers_base import (
     DiffusersGenerator,
     check_number,
+    check_prior_model,
     check_text,
     check_whole_number,
     is_local_path,
@@ -344,11 +345,7 @@ class KandinskyVariation(DiffusersGenerator):
             raise UserError(
                 f"generator.gen_size={gen_size} must be a multiple of 64 for Kandinsky (MoVQ's 8x times its UNet's)"
             )
-        check_text("prior_model", prior_model)
-        check_text("prior_revision", prior_revision, optional=True)
-        missing = is_local_path(prior_model) and not os.path.isdir(os.path.expanduser(prior_model))
-        if options.get("tiny") is None and missing:
-            raise UserError(f"generator.prior_model={prior_model!r}: folder does not exist")
+        check_prior_model(prior_model, prior_revision, options.get("tiny"))
         super().__init__(model, revision, gen_size, name=name, **options)
         self.prior_model = prior_model
         self.prior_revision = prior_revision
