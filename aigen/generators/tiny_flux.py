@@ -3,7 +3,7 @@
 Each builder writes a repository laid out as the real one (model_index.json and one folder per component), so
 that the generator loads it through the same `from_pretrained` code. Shapes follow the real configs where the
 pipelines depend on them (latent packing, the Fill transformer's input channels, Redux's 4096/768 text widths,
-Klein's three Qwen3 layers) and are tiny everywhere else. Tokenizers are made here: CLIP's byte-level one from
+Klein's stacked Qwen3 layers 9, 18 and 27) and are tiny elsewhere. Tokenizers are made here: CLIP's byte-level one from
 aigen.generators.tiny, a character-level T5 (Unigram) and a byte-level Qwen2 BPE with Qwen3's chat template.
 """
 
@@ -42,7 +42,7 @@ from transformers import (
 EMBED = 32  # the tiny text width (CLIP's pooled output and T5's hidden states)
 LATENT_CHANNELS = 4  # FLUX's autoencoders have 16 (FLUX.1) or 32 (FLUX.2); 4 keeps the twins small
 VAE_SCALE = 8  # four autoencoder blocks: 8x down, as the real ones
-T5_LENGTH = 512  # FLUX.1 dev pads every prompt to 512 T5 tokens
+PROMPT_LENGTH = 512  # FLUX.1 dev (T5) and FLUX.2 klein (Qwen3) pad every prompt to 512 tokens
 # FluxPriorReduxPipeline without text encoders (as FLUX.1-Redux-dev ships) makes zero T5 embeddings 4096 wide and
 # a zero pooled CLIP embedding 768 wide, whatever the model: the Redux twin keeps these two widths.
 REDUX_T5_WIDTH = 4096
@@ -109,7 +109,7 @@ def t5_tokenizer() -> T5TokenizerFast:
     """A character-level T5 tokenizer (Unigram over printable ASCII), made offline; FLUX's length of 512."""
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
     pieces += [(chr(code), -3.0) for code in range(ord("!"), ord("~") + 1)]
-    return T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=T5_LENGTH)
+    return T5TokenizerFast(vocab=pieces, extra_ids=0, model_max_length=PROMPT_LENGTH)
 
 
 def t5_encoder(vocab_size: int) -> T5EncoderModel:
@@ -131,7 +131,7 @@ def flux_text_parts() -> dict:
 def qwen_tokenizer() -> Qwen2TokenizerFast:
     """A byte-level Qwen2 BPE (no merges) with Qwen3's chat tokens and template, made offline."""
     vocabulary = {token: index for index, token in enumerate(list(byte_level_vocabulary())[:256])}
-    tokenizer = Qwen2TokenizerFast(vocab=vocabulary, merges=[], model_max_length=T5_LENGTH)
+    tokenizer = Qwen2TokenizerFast(vocab=vocabulary, merges=[], model_max_length=PROMPT_LENGTH)
     tokenizer.add_tokens([AddedToken(token, special=True) for token in ("<|im_start|>", "<|im_end|>")])
     tokenizer.add_tokens(["<think>", "</think>"])
     tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
@@ -210,7 +210,7 @@ def build_flux2_klein(folder: Path) -> None:
             num_attention_heads=2,
             num_key_value_heads=2,
             head_dim=8,
-            max_position_embeddings=T5_LENGTH,
+            max_position_embeddings=PROMPT_LENGTH,
         )
     )
     torch.manual_seed(INIT_SEED)
