@@ -18,3 +18,18 @@ def multiple_of_8(key: str, value: object, example: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 8:
         raise UserError(f"{key}={value!r} must be a positive multiple of 8{example}")
     return value
+
+
+def number(key: str, value: object, low: float | None = None, high: float | None = None) -> float:
+    """An int or float (not a bool), within [low, high] where given."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"{key}={value!r} must be a number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise UserError(f"{key}={value!r} must be between {low} and {high}")
+    return float(value)
+
+
+def text(key: str, value: object, optional: bool = False) -> None:
+    """A string (or null when `optional`)."""
+    if not isinstance(value, str) and not (optional and value is None):
+        raise UserError(f"{key}={value!r} must be a string{' or null' if optional else ''}")

@@ -1,5 +1,5 @@
 """A corpus of real-photo crops saved as web-quality JPEGs, built from photos bundled with scikit-image and
-scikit-learn: the control generators' test bed (tests, `benchmarks/bias.py`), no download.
+scikit-learn: the control generators' test bed (tests, `python -m aigen.bias_check`), no download.
 
 Crops at seeded random positions and sizes (sides 200-640 px), saved with qualities 70-92 and mostly 4:2:0 chroma
 subsampling like photos on the web, each with a lossless PNG twin of the same pixels (for the `lossless_twin`

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import torch
 
+from aigen.dataset import Shard
 from aigen.errors import UserError
-from aigen.records import Shard
 
 
 def resolve_device(device: str) -> torch.device:

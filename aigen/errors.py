@@ -35,6 +35,11 @@ class Interrupted(Exception):
         self.signal_number = signal_number
 
 
+def say(error: UserError) -> None:
+    """The one way a user's mistake is shown: one `error:` line on stderr."""
+    print(f"error: {error}", file=sys.stderr)
+
+
 @contextmanager
 def one_line_errors(multirun: bool) -> Iterator[None]:
     """A UserError ends the program as one `error: ...` line and exit code 2. In a Hydra multirun it is raised
@@ -42,7 +47,7 @@ def one_line_errors(multirun: bool) -> Iterator[None]:
     try:
         yield
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        say(error)
         if multirun:
             raise
         sys.exit(2)

@@ -12,14 +12,19 @@ from aigen.generators.base import Generator
 from aigen.sources import FolderSource
 
 
+def settings_of(node: DictConfig) -> dict:
+    """A config node's settings, without Hydra's own keys (`_target_`): what the fingerprint compares."""
+    return {key: value for key, value in OmegaConf.to_container(node, resolve=True).items() if not key.startswith("_")}
+
+
 def content_config(cfg: DictConfig, source: FolderSource, generator: Generator) -> dict:
     """Everything that decides the bytes of a pair: which photos (the source's identity), the output size, JPEG
     settings and pair processing, the generator's settings, and `seed` only where it seeds the generator."""
     content = {
         "source": {"name": source.name, "identity": source.identity},
         "size": cfg.size,
-        "jpeg": OmegaConf.to_container(cfg.jpeg, resolve=True),
-        "pairing": OmegaConf.to_container(cfg.pairing, resolve=True),
+        "jpeg": settings_of(cfg.jpeg),
+        "pairing": settings_of(cfg.pairing),
         **generator.describe(),
     }
     if generator.seeded:

@@ -10,7 +10,9 @@ compression history) to `size`, so that the factory's processing is no cue a det
   `match_jpeg_history` JPEG-compresses the generated image with the source's own quantisation tables and chroma
   subsampling, at the source square's side and on the source's block grid (EXIF rotations included).
 
-Measured on the controls (`tests/measure_pairing.py`, 320 web-JPEG crops): symmetric geometry removes the
+- encoding: one JpegSettings encodes both halves (`PairProcessor` holds all three: the writer only writes bytes).
+
+Measured on the controls (`python -m aigen.bias_check`, 320 web-JPEG crops): symmetric geometry removes the
 resampling cue; jpeg_history=matched does not remove the compression cue but moves it (see match_jpeg_history).
 """
 
@@ -25,6 +27,8 @@ from PIL import Image, JpegImagePlugin
 
 from aigen.errors import UserError
 from aigen.preprocess import Photo, to_square
+
+JPEG_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
 GEOMETRIES = ("symmetric", "direct")  # symmetric: photo -> gen_size -> size; direct (the seed's): photo -> size
 JPEG_HISTORIES = ("matched", "none")  # matched: the AI image gets the source JPEG's compression; none: it stays clean
@@ -165,3 +169,48 @@ def match_jpeg_history(image: Image.Image, history: JpegHistory) -> Image.Image:
     """
     at_source = to_square(image, history.side)
     return to_square(compress_like_source(at_source, history), image.width)
+
+
+@dataclass(frozen=True)
+class JpegSettings:
+    """The one JPEG encoder of a dataset: originals and AI images share quality and chroma subsampling, and
+    neither carries EXIF or ICC data, so a detector cannot tell the classes apart by their files."""
+
+    quality: int
+    subsampling: str
+
+    def __post_init__(self) -> None:
+        if self.subsampling not in JPEG_SUBSAMPLING:
+            raise UserError(f"jpeg.subsampling={self.subsampling!r} is not one of {', '.join(JPEG_SUBSAMPLING)}")
+        if not 1 <= self.quality <= 100:
+            raise UserError(f"jpeg.quality={self.quality} must be between 1 and 100")
+
+    def encode(self, image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=self.quality, subsampling=JPEG_SUBSAMPLING[self.subsampling])
+        return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class PairProcessor:
+    """Both halves of a pair, from the decoded photo and the generated image to the JPEG bytes written: the one
+    place that decides their pixels after generation (geometry, compression history, encoder)."""
+
+    pairing: Pairing
+    jpeg: JpegSettings
+    size: int
+    gen_size: int
+
+    @property
+    def reads_history(self) -> bool:
+        return self.pairing.jpeg_history == "matched"
+
+    def original_jpeg(self, photo: Photo) -> bytes:
+        return self.jpeg.encode(original_square(photo, self.size, self.gen_size, self.pairing.geometry))
+
+    def history(self, path: str | Path, photo: Photo) -> JpegHistory | None:
+        """The source's compression history for the AI half, when `jpeg_history=matched`."""
+        return read_jpeg_history(path, photo.square_box()) if self.reads_history else None
+
+    def ai_jpeg(self, image: Image.Image, history: JpegHistory | None) -> bytes:
+        return self.jpeg.encode(ai_square(image, self.size, history))

@@ -1,18 +1,17 @@
-"""Decode one photo into an upright RGB image, and the square crop + resize applied to BOTH halves of a pair."""
+"""Decode one photo into an upright RGB image, and the square crop + resize applied to BOTH halves of a pair
+(aigen.pairing decides the path each half takes)."""
 
 from __future__ import annotations
 
-import io
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from aigen.errors import SkipImage, UserError
+from aigen.errors import SkipImage
 
 WHITE = (255, 255, 255)
-JPEG_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -118,23 +117,3 @@ def to_square(image: Image.Image, size: int, box: tuple[float, float, float, flo
     if image.size == (size, size) and box == (0, 0, size, size):
         return image
     return image.resize((size, size), Image.Resampling.LANCZOS, box=box)
-
-
-@dataclass(frozen=True)
-class JpegSettings:
-    """The one JPEG encoder of a dataset: originals and AI images share quality and chroma subsampling, and
-    neither carries EXIF or ICC data, so a detector cannot tell the classes apart by their files."""
-
-    quality: int
-    subsampling: str
-
-    def __post_init__(self) -> None:
-        if self.subsampling not in JPEG_SUBSAMPLING:
-            raise UserError(f"jpeg.subsampling={self.subsampling!r} is not one of {', '.join(JPEG_SUBSAMPLING)}")
-        if not 1 <= self.quality <= 100:
-            raise UserError(f"jpeg.quality={self.quality} must be between 1 and 100")
-
-    def encode(self, image: Image.Image) -> bytes:
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=self.quality, subsampling=JPEG_SUBSAMPLING[self.subsampling])
-        return buffer.getvalue()

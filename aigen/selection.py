@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aigen.records import Shard
 from aigen.seeding import sample_key
 from aigen.sources import SourceItem
 
@@ -16,11 +15,6 @@ def sample(items: list[SourceItem], limit: int, sample_seed: int) -> list[Source
     if limit:
         items = sorted(items, key=lambda item: sample_key(sample_seed, item.id))[:limit]
     return sorted(items, key=lambda item: item.id)
-
-
-def select_items(items: list[SourceItem], limit: int, sample_seed: int, shard: Shard) -> list[SourceItem]:
-    """This shard's part of the sample: the photos whose id hashes to it (stable when photos are added)."""
-    return [item for item in sample(items, limit, sample_seed) if shard.owns(item.id)]
 
 
 def pending(items: list[SourceItem], done: dict[str, dict]) -> list[SourceItem]:

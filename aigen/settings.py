@@ -7,8 +7,8 @@ import os
 from omegaconf import DictConfig
 
 from aigen.checks import multiple_of_8, whole_number
+from aigen.dataset import Shard
 from aigen.errors import UserError
-from aigen.records import Shard
 
 
 def launcher_shard() -> Shard | None:

@@ -13,7 +13,6 @@ from aigen.errors import UserError
 from aigen.seeding import split_key
 
 SPLITS = ("train", "val", "test")
-DEFAULT_FRACTIONS = {"val": 0.1, "test": 0.1}
 
 
 def pixels_sha256(path: Path) -> str:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import errno
 import fcntl
-import json
 import sys
 from pathlib import Path
 
-from aigen.dataset_record import DATASET_JSON, count_records, shards_not_finished
-from aigen.records import Shard
+from aigen.cli import add_wandb_options, one_line_errors
+from aigen.dataset import DATASET_JSON, Shard, read_record
+from aigen.dataset.record import count_records, shards_not_finished
+from aigen.errors import UserError
 from aigen.tracking import WandbTracker
 
 
 def shard_is_running(dataset_dir: Path, index: int, count: int) -> bool:
     """Whether a process holds the shard's writer lock (the kernel drops it when the process dies)."""
-    lock = dataset_dir / f".lock{Shard(index, count).tag}"
+    lock = Shard(index, count).lock_file(dataset_dir)
     if not lock.exists():
         return False
     with open(lock) as handle:
@@ -50,19 +51,15 @@ def last_runs_by_shard(runs: list[dict]) -> dict[tuple[int, int], dict]:
     return latest
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aigen.status", description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir", type=Path)
-    parser.add_argument(
-        "--log", action="store_true", help="log the complete dataset as a W&B artifact (when its sharded runs did not)"
-    )
-    parser.add_argument("--project", default="aigen", help="W&B project for --log (default: aigen)")
+    add_wandb_options(parser, "wandb: log the complete dataset as a W&B artifact (when its sharded runs did not)")
     args = parser.parse_args(argv)
-    record_path = args.dataset_dir / DATASET_JSON
-    if not record_path.is_file():
-        print(f"error: {record_path} does not exist (not an aigen dataset dir)", file=sys.stderr)
-        return 2
-    record = json.loads(record_path.read_text(encoding="utf-8"))
+    record = read_record(args.dataset_dir)
+    if record is None:
+        raise UserError(f"{args.dataset_dir / DATASET_JSON} does not exist (not an aigen dataset dir)")
     counts = count_records(args.dataset_dir)
     print(
         f"{args.dataset_dir}: {counts['pairs']} pairs, {counts['failed']} failed (fingerprint {record['fingerprint']})"
@@ -77,11 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {len(done)} of {count} shards finished" + (f"; not yet: {missing}" if missing else ""))
     for reason, number in counts["failure_reasons"].items():
         print(f"  failed {number}x: {reason}")
-    if args.log:
+    if args.logger == "wandb":
         waiting = shards_not_finished(record)
         if waiting:
-            print(f"error: shard(s) {waiting} have not finished: the dataset is not complete yet", file=sys.stderr)
-            return 2
+            raise UserError(f"shard(s) {waiting} have not finished: the dataset is not complete yet")
         summary = {key: value for key, value in counts.items() if key != "failure_reasons"}
         WandbTracker(project=args.project).log_dataset(record["config"], args.dataset_dir, summary, Path.cwd())
         print("dataset artifact: logged")

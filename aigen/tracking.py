@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
+from aigen.dataset import MANIFEST, read_rows
 from aigen.errors import UserError
-from aigen.records import MANIFEST, read_rows
 
 MODES = ("online", "offline", "disabled")
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password", re.IGNORECASE)
@@ -47,6 +47,30 @@ def resolve_mode(configured: str | None) -> tuple[str, str | None]:
     return "offline", "W&B: no credentials found, logging offline (`wandb login` to go online; see README)"
 
 
+def start_wandb(project: str, job_type: str, name: str, run_dir: Path, config: dict, mode: str | None = None,
+                entity: str | None = None, group: str | None = None, tags: list[str] | None = None):  # fmt: skip
+    """The one place that starts a W&B run, for every tool: the mode decided first (never a prompt), the config
+    without secrets, W&B's files in `run_dir`, no console capture."""
+    import wandb
+
+    mode, notice = resolve_mode(mode)
+    if notice:
+        print(notice)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return wandb.init(
+        project=project,
+        entity=entity,
+        group=group,
+        tags=list(tags or []),
+        name=name,
+        mode=mode,
+        dir=str(run_dir),
+        config=redact(config),
+        job_type=job_type,
+        settings=wandb.Settings(console="off", save_code=False),
+    )
+
+
 class WandbTracker:
     """One W&B run per dataset job; runs of a multirun sweep or of a sharded job share a group."""
 
@@ -58,7 +82,6 @@ class WandbTracker:
         tags: list[str] | None = None,
         name: str | None = None,
         mode: str | None = None,
-        gallery_size: int = 16,
         artifact_images: str = "auto",
         artifact_files_max: int = 2000,
     ) -> None:
@@ -70,7 +93,6 @@ class WandbTracker:
         self.tags = list(tags or [])
         self.name = name
         self.mode = mode
-        self.gallery_size = gallery_size
         self.artifact_images = artifact_images
         self.artifact_files_max = artifact_files_max
         self._run = None
@@ -83,23 +105,16 @@ class WandbTracker:
         default_group: str | None,
         job_type: str = "make-dataset",
     ) -> None:
-        import wandb
-
-        mode, notice = resolve_mode(self.mode)
-        if notice:
-            print(notice)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self._run = wandb.init(
-            project=self.project,
-            entity=self.entity,
-            group=self.group or default_group,
-            tags=self.tags,
-            name=self.name or dataset_dir.name,
-            mode=mode,
-            dir=str(run_dir),
-            config=redact(config),
-            job_type=job_type,
-            settings=wandb.Settings(console="off", save_code=False),
+        self._run = start_wandb(
+            self.project,
+            job_type,
+            self.name or dataset_dir.name,
+            run_dir,
+            config,
+            self.mode,
+            self.entity,
+            self.group or default_group,
+            self.tags,
         )
 
     def progress(self, metrics: dict) -> None:

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from aigen.dataset_record import DATASET_JSON, count_records
-from aigen.records import FAILURES, MANIFEST, read_jsonl, read_rows, record_files
-from aigen.writer import AI, ORIGINAL
+from aigen.cli import one_line_errors
+from aigen.dataset import AI, DATASET_JSON, FAILURES, MANIFEST, ORIGINAL, read_rows, record_files
+from aigen.dataset.record import count_records
+from aigen.errors import UserError
+from aigen.files import read_jsonl
 
 
 @dataclass
@@ -92,14 +94,14 @@ def verify(dataset_dir: Path) -> Report:
     return report
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aigen.verify", description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir", type=Path)
     parser.add_argument("--allow-incomplete", action="store_true", help="leftovers of a killed run do not fail")
     args = parser.parse_args(argv)
     if not args.dataset_dir.is_dir():
-        print(f"error: {args.dataset_dir} is not a directory", file=sys.stderr)
-        return 2
+        raise UserError(f"{args.dataset_dir} is not a directory")
     report = verify(args.dataset_dir)
     for line in report.corrupt:
         print(f"CORRUPT {line}")

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from aigen.factory import make_dataset
-from aigen.generators.sd_tiny import TinySDImageVariation
+from aigen.generators.sd import SDImageVariation
 from aigen.preprocess import ImageLoader
 from aigen.seeding import per_image_seed
 from aigen.tables import markdown_table
@@ -35,7 +35,9 @@ def factory_images_per_second(corpus: Path, out: Path, overrides: list[str]) -> 
 
 
 def bare_images_per_second(paths: list[Path], batch: int, steps: int, gen_size: int) -> float:
-    generator = TinySDImageVariation(os.environ["AIGEN_CACHE"], steps=steps, guidance_scale=3.0, gen_size=gen_size)
+    generator = SDImageVariation(
+        "aigen/sd-tiny-random", "v1", steps, 3.0, gen_size, tiny="sd", cache_dir=os.environ["AIGEN_CACHE"]
+    )
     generator.load()
     pipe = generator._pipe  # the very pipeline the factory runs
     loader = ImageLoader(draft=False, min_side=64, max_aspect=3.0)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aigen.factory import Preparer
-from aigen.pairing import Pairing
-from aigen.preprocess import ImageLoader, JpegSettings
+from aigen.factory.prepare import Preparer
+from aigen.pairing import JpegSettings, Pairing, PairProcessor
+from aigen.preprocess import ImageLoader
 from aigen.sources import SourceItem
 from aigen.tables import markdown_table
 from benchmarks.common import best_of, make_corpus, report
@@ -54,7 +54,7 @@ class KeepSquare:
 def factory_path(paths: list[Path], out: Path, input_side: int | None, workers: int) -> None:
     """The factory's Preparer decodes, crops and encodes on worker threads; this thread writes the files."""
     loader = ImageLoader(max_pixels=100_000_000, min_side=SIZE, max_aspect=3.0, draft=True)
-    preparer = Preparer(loader, SIZE, KeepSquare(input_side), JPEG, workers, Pairing())
+    preparer = Preparer(loader, KeepSquare(input_side), PairProcessor(Pairing(), JPEG, SIZE, SIZE), workers)
     items = [SourceItem(id=p.stem, path=p, source=p.name, category="") for p in paths]
     try:
         for batch in preparer.stream(items, batch_size=16):

@@ -13,6 +13,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+from aigen.dataset import Shard
+from aigen.selection import sample
+from aigen.sources import SourceItem
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 TINY = ["source=samples", "generator=sd_tiny", "size=64", "logger=none"]
@@ -80,3 +84,40 @@ def file_bytes(dataset_dir: Path) -> dict[str, bytes]:
         for folder in ("original", "ai")
         for path in sorted((dataset_dir / folder).glob("*.jpg"))
     }
+
+
+def shard_part(items: list[SourceItem], limit: int, shard: Shard) -> list[SourceItem]:
+    """The photos a shard handles: its part of the seeded sample, as the factory's plan selects them."""
+    return [item for item in sample(items, limit, 0) if shard.owns(item.id)]
+
+
+@pytest.fixture
+def wandb_env(tmp_path):
+    """W&B offline with every one of its folders in tmp_path: nothing reaches the home folder or the network."""
+    folders = {
+        name: tmp_path / name.lower() for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
+    }
+    for folder in folders.values():
+        folder.mkdir()
+    return {name: str(folder) for name, folder in folders.items()} | {"WANDB_MODE": "offline", "HOME": str(tmp_path)}
+
+
+# -- the paid API generators' CLI runs (test_openai, test_gemini) ------------------------------------------------
+
+
+def ai_images(out: Path) -> list[Path]:
+    return sorted((out / "ai").glob("*.jpg"))
+
+
+def failures(out: Path) -> list[dict]:
+    return [json.loads(line) for path in out.glob("failures*.jsonl") for line in path.read_text().splitlines()]
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]

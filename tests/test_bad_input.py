@@ -12,8 +12,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from aigen.dataset import read_rows
 from aigen.factory import make_dataset
-from aigen.records import read_rows
 from conftest import manifest_rows, run_cli
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)

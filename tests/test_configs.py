@@ -16,6 +16,7 @@ GENERATORS = [
     "sd_tiny",
     "dalle2",
     "gpt_image",
+    "gemini_image",
     "identity",
     "lossless_twin",
     *ZOO,
@@ -56,6 +57,7 @@ def test_defaults_are_the_real_job():
     [
         ("dalle2", "indoor-dalle2-256-dall-e-2-512x512"),
         ("gpt_image", "indoor-gpt_image-256-gpt-image-2.6-sunburst-1024x1024-medium-png-p"),
+        ("gemini_image", "indoor-gemini_image-256-gemini-3.1-flash-image-1K-p"),
     ],
 )
 def test_api_dataset_dirs_are_named_by_what_decides_their_pixels(generator, name):

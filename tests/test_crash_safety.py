@@ -13,15 +13,14 @@ import pytest
 from omegaconf import open_dict
 from PIL import Image
 
+from aigen.dataset import Shard, read_rows
+from aigen.dataset.writer import PairWriter
 from aigen.factory import make_dataset
-from aigen.generators.sd_tiny import TinySDImageVariation
-from aigen.preprocess import JpegSettings
-from aigen.records import Shard, read_rows
+from aigen.generators.sd import SDImageVariation
 from aigen.seeding import per_image_seed
 from aigen.status import main as status_main
 from aigen.verify import main as verify_main
 from aigen.verify import verify
-from aigen.writer import PairWriter
 from conftest import ROOT, TINY, cli_command, file_bytes, manifest_rows, run_cli
 
 N_SAMPLES = 8
@@ -116,7 +115,7 @@ def test_sigint_stops_after_the_batch_with_a_summary(tmp_path):
 def test_second_concurrent_run_refuses(tiny_cfg, tmp_path):
     out = tmp_path / "out"
     make_dataset(tiny_cfg("limit=1", dataset_dir=out))
-    with PairWriter(out, Shard(), JpegSettings(95, "4:2:0")):
+    with PairWriter(out, Shard()):
         result = run_cli(*TINY, f"dataset_dir={out}")
     assert result.returncode != 0
     assert "being written by another run" in result.stderr and f"pid {os.getpid()}" in result.stderr
@@ -129,9 +128,9 @@ def test_stale_lock_of_a_killed_run_does_not_block(tiny_cfg, tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from aigen.writer import PairWriter; "
-            "from aigen.records import Shard; from aigen.preprocess import JpegSettings; "
-            "w = PairWriter(Path(sys.argv[1]), Shard(), JpegSettings(95, '4:2:0')); "
+            "import sys, time; from pathlib import Path; from aigen.dataset.writer import PairWriter; "
+            "from aigen.dataset import Shard; "
+            "w = PairWriter(Path(sys.argv[1]), Shard()); "
             "w.__enter__(); print('locked', flush=True); time.sleep(600)",
             str(out),
         ],
@@ -188,7 +187,7 @@ def test_verify_catches_missing_truncated_and_phantom_files(tiny_cfg, capsys):
     assert "PROBLEMS FOUND" in printed
 
 
-class OutOfMemoryOnBatches(TinySDImageVariation):
+class OutOfMemoryOnBatches(SDImageVariation):
     """The tiny pipeline, failing like a GPU out of memory on any batch above one image, and always on `coffee`."""
 
     def generate(self, inputs, seeds):

@@ -179,8 +179,11 @@ def test_eval_writes_a_row_and_a_confusion_matrix_per_dataset(trained, datasets,
     out = cwd / "eval"
     rows = read_csv(out / "results.csv")
     assert list(rows[0]) == [
-        "dataset", "perturbation", "split", "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
-        "n", "pairs", "seen",
+        "dataset", "perturbation", "split", "n", "n_real", "n_ai", "accuracy", "accuracy_low", "accuracy_high",
+        "accuracy_real", "accuracy_real_low", "accuracy_real_high",
+        "accuracy_ai", "accuracy_ai_low", "accuracy_ai_high", "balanced_accuracy",
+        "roc_auc", "roc_auc_low", "roc_auc_high", "average_precision", "tpr_at_5_fpr", "ece",
+        "precision", "recall", "f1", "pairs", "seen", "note",
     ]  # fmt: skip
     test_ids = json.loads((run / "split.json").read_text())["datasets"][str(datasets["main"])]["test"]
     assert [(row["dataset"], row["split"], row["n"], row["pairs"]) for row in rows] == [
@@ -189,9 +192,8 @@ def test_eval_writes_a_row_and_a_confusion_matrix_per_dataset(trained, datasets,
     ]
     assert float(rows[0]["accuracy"]) >= 0.9
     markdown = (out / "results.md").read_text()
-    assert (
-        markdown.startswith("| dataset | perturbation | split | accuracy |") and "| second-sd_tiny | none |" in markdown
-    )
+    assert "| dataset | perturbation | split | n (real/AI) | accuracy [95% CI] |" in markdown
+    assert "| second-sd_tiny | none |" in markdown and "fewer than 100 images scored" in markdown
     for name in ("main-sd_tiny", "second-sd_tiny"):
         with Image.open(out / f"confusion_{name}.png") as png:
             assert png.format == "PNG" and png.width > 200
@@ -307,7 +309,7 @@ def test_missing_dataset_dir_is_a_one_line_error(tmp_path):
     result = run_detect(
         "task=train", f"train_sets=[{tmp_path / 'nope'}]", "output_dir=run", *FAST, "logger=none", cwd=tmp_path
     )
-    assert_one_line_error(result, "nope", "does not exist")
+    assert_one_line_error(result, "nope", "is not a directory")
 
 
 def test_missing_checkpoint_is_a_one_line_error(tmp_path, datasets):
@@ -330,5 +332,6 @@ def test_pretrained_model_not_available_offline_is_a_one_line_error(tmp_path, da
 
 def test_dataset_dir_without_pairs_is_a_user_error(tmp_path):
     cfg = compose_detect(f"train_sets=[{tmp_path}]", f"output_dir={tmp_path / 'run'}")
-    with pytest.raises(UserError, match="holds no pairs"):
+    (tmp_path / "dataset.json").write_text("{}")
+    with pytest.raises(UserError, match="has no pairs in its manifest yet"):
         train(cfg)

@@ -240,9 +240,9 @@ def test_clip_probe_tiny_twin_trains_evaluates_and_computes_features_once(small_
     computed = []
     real_compute = FeatureCache.compute
 
-    def counting(self, pairs, perturbation, desc):
-        computed.append(len(pairs))
-        return real_compute(self, pairs, perturbation, desc)
+    def counting(self, images, labels, perturbation, desc):
+        computed.append(len(labels) // 2)  # pairs
+        return real_compute(self, images, labels, perturbation, desc)
 
     monkeypatch.setattr(FeatureCache, "compute", counting)
     two = f"{small_sets['noise']},{small_sets['blur']}"

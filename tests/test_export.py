@@ -13,10 +13,11 @@ import yaml
 from omegaconf import open_dict
 
 from aigen.audit import main as audit_main
+from aigen.cli import split_defaults
 from aigen.export.cli import main as export_main
 from aigen.export.licenses import UNKNOWN, hub_license, model_terms, source_terms
 from aigen.factory import make_dataset
-from aigen.splits import DEFAULT_FRACTIONS, SPLITS, content_key, split_of
+from aigen.splits import SPLITS, content_key, split_of
 from conftest import TINY, compose_config, manifest_rows
 
 datasets = pytest.importorskip("datasets")
@@ -42,9 +43,9 @@ def export(*args: object) -> None:
     assert export_main([str(arg) for arg in args]) == 0
 
 
-def expected_split(dataset_dir, row: dict, val: float = DEFAULT_FRACTIONS["val"]) -> str:
+def expected_split(dataset_dir, row: dict, val: float = split_defaults()["val_fraction"]) -> str:
     """The split python -m aigen.detect gives this pair with its default settings."""
-    return split_of(content_key(dataset_dir, row), 0, val, DEFAULT_FRACTIONS["test"])
+    return split_of(content_key(dataset_dir, row), 0, val, split_defaults()["test_fraction"])
 
 
 def load(path, tmp_path, *args, **kwargs) -> dict:

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
+from aigen.dataset import Shard
 from aigen.devices import cuda_index
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.generators.controls import Identity
-from aigen.records import Shard
 from aigen.settings import check_settings
 from aigen.verify import main as verify_main
 from conftest import ROOT, compose_config, file_bytes, manifest_rows, run_cli
@@ -67,17 +66,7 @@ def run_with(generator: Identity, tmp_path: Path, *overrides: str):
     """make_dataset with this very generator object (so a test can read what it saw)."""
     cfg = compose_config("source=samples", "generator=identity", "generator.gen_size=64", "size=64", "logger=none",
                          f"dataset_dir={tmp_path / 'out'}", *overrides)  # fmt: skip
-    with open_dict(cfg):
-        cfg.generator = OmegaConf.create({"_target_": f"{__name__}.instance"})
-    INSTANCES.append(generator)
-    return make_dataset(cfg)
-
-
-INSTANCES: list[Identity] = []
-
-
-def instance() -> Identity:
-    return INSTANCES.pop()
+    return make_dataset(cfg, generator=generator)
 
 
 def test_out_of_memory_halves_the_batch_once_and_frees_the_failed_batch_first(tmp_path):

@@ -23,13 +23,13 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from aigen.errors import SkipImage, UserError
-from aigen.factory import Preparer
+from aigen.factory.prepare import Preparer
 from aigen.generators.base import Variation
 from aigen.generators.openai_images import encode_png, one_line
-from aigen.pairing import Pairing
-from aigen.preprocess import ImageLoader, JpegSettings
+from aigen.pairing import JpegSettings, Pairing, PairProcessor
+from aigen.preprocess import ImageLoader
 from aigen.sources import SourceItem
-from conftest import compose_config, manifest_rows, run_cli
+from conftest import ai_images, assert_one_line_error, compose_config, failures, manifest_rows, run_cli
 
 KEY = "sk-test-SECRET"
 SAMPLES = 8  # photos in source=samples
@@ -192,24 +192,6 @@ def run(tmp_path: Path, server: FakeOpenAI, *overrides: str, key: str | None = K
         timeout=120,
     )
     return result, out, cwd
-
-
-def ai_images(out: Path) -> list[Path]:
-    return sorted((out / "ai").glob("*.jpg"))
-
-
-def failures(out: Path) -> list[dict]:
-    return [json.loads(line) for path in out.glob("failures*.jsonl") for line in path.read_text().splitlines()]
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 def test_dalle2_sends_what_the_api_requires_and_records_each_pair(tmp_path, server):
@@ -528,7 +510,9 @@ def test_a_photo_that_cannot_be_uploaded_is_skipped_with_its_reason(tmp_path):
     generator = make_generator("dalle2")
     generator.max_upload_bytes = 100  # no PNG of a photo fits: the real encoder gives up at 64 px
     photo(0).save(tmp_path / "photo.png")
-    preparer = Preparer(ImageLoader(min_side=64), 64, generator, JpegSettings(95, "4:2:0"), 1, Pairing())
+    preparer = Preparer(
+        ImageLoader(min_side=64), generator, PairProcessor(Pairing(), JpegSettings(95, "4:2:0"), 64, 64), 1
+    )
     try:
         [[prepared]] = list(preparer.stream([SourceItem("photo", tmp_path / "photo.png", "photo.png", "")], 1))
     finally:

@@ -16,14 +16,13 @@ import skimage.data
 from omegaconf import open_dict
 from PIL import Image
 
+from aigen.dataset import Shard
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.generators.sd import SDImageVariation
-from aigen.records import Shard
-from aigen.selection import select_items
 from aigen.sources import SourceItem
 from aigen.verify import main as verify_main
-from conftest import TINY, compose_config, run_cli
+from conftest import TINY, compose_config, run_cli, shard_part
 
 PHOTOS = {"astronaut": skimage.data.astronaut, "coffee": skimage.data.coffee, "chelsea": skimage.data.chelsea}
 
@@ -220,8 +219,8 @@ def items(count: int) -> list[SourceItem]:
 
 
 def test_adding_photos_never_moves_an_id_to_another_shard():
-    before = {k: {i.id for i in select_items(items(40), 0, 0, Shard(k, 4))} for k in range(4)}
-    after = {k: {i.id for i in select_items(items(100), 0, 0, Shard(k, 4))} for k in range(4)}
+    before = {k: {i.id for i in shard_part(items(40), 0, Shard(k, 4))} for k in range(4)}
+    after = {k: {i.id for i in shard_part(items(100), 0, Shard(k, 4))} for k in range(4)}
     for k in range(4):
         assert before[k] <= after[k]
     assert set().union(*before.values()) == {item.id for item in items(40)}

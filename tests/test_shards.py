@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from aigen.records import Shard
-from aigen.selection import select_items
+from aigen.dataset import Shard
 from aigen.sources import SourceItem
 from aigen.status import main as status_main
 from aigen.verify import main as verify_main
-from conftest import ROOT, TINY, cli_command, file_bytes, manifest_rows, run_cli
+from conftest import ROOT, TINY, cli_command, file_bytes, manifest_rows, run_cli, shard_part
 
 N_SAMPLES = 8
 SERIAL = (*TINY, "batch_size=1")  # byte-identical across runs: the same batch shapes
@@ -30,12 +29,12 @@ def items(count: int) -> list[SourceItem]:
 @pytest.mark.parametrize("count", [1, 3, 4, 7, 50])
 @pytest.mark.parametrize("limit", [0, 5])
 def test_shards_partition_the_ids(count, limit):
-    everything = {item.id for item in select_items(items(count), limit, 0, Shard())}
-    parts = [{item.id for item in select_items(items(count), limit, 0, Shard(i, 4))} for i in range(4)]
+    everything = {item.id for item in shard_part(items(count), limit, Shard())}
+    parts = [{item.id for item in shard_part(items(count), limit, Shard(i, 4))} for i in range(4)]
     assert set().union(*parts) == everything
     assert sum(len(part) for part in parts) == len(everything)  # no overlap
     reordered = list(reversed(items(count)))
-    assert [{i.id for i in select_items(reordered, limit, 0, Shard(k, 4))} for k in range(4)] == parts
+    assert [{i.id for i in shard_part(reordered, limit, Shard(k, 4))} for k in range(4)] == parts
 
 
 def test_bad_shard_index_is_a_one_line_error(tmp_path):

@@ -6,23 +6,11 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 import skimage.data
 
 from conftest import compose_config, run_cli
 
 SECRET = "sk-test-SECRET"
-
-
-@pytest.fixture
-def wandb_env(tmp_path):
-    """W&B offline with every one of its folders in tmp_path: nothing reaches the home folder or the network."""
-    folders = {
-        name: tmp_path / name.lower() for name in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
-    }
-    for folder in folders.values():
-        folder.mkdir()
-    return {name: str(folder) for name, folder in folders.items()} | {"WANDB_MODE": "offline", "HOME": str(tmp_path)}
 
 
 def offline_runs(root: Path) -> list[Path]:

@@ -12,11 +12,14 @@ import torch
 from hydra.utils import to_absolute_path
 from PIL import Image, ImageFilter
 
+from aigen.dataset import open_dataset
 from aigen.errors import UserError
-from aigen.records import MANIFEST, read_rows
 from aigen.splits import SPLITS, check_fractions, content_key, split_of
 
 LABELS = {"original": 0, "ai": 1}  # AI is the positive class of every metric
+# The label of an image that cannot be decoded, when a scoring pass skips it: F.cross_entropy's ignore_index.
+UNREADABLE = -100
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -37,11 +40,7 @@ class Pair:
 
 def load_pairs(dataset_dir: Path) -> list[Pair]:
     """The finished pairs of a factory dataset dir (all shards' manifests), sorted by id; refuses missing files."""
-    if not dataset_dir.is_dir():
-        raise UserError(f"dataset dir {dataset_dir} does not exist")
-    rows = read_rows(dataset_dir, MANIFEST)
-    if not rows:
-        raise UserError(f"{dataset_dir} holds no pairs (no manifest*.jsonl rows): is it a dataset dir made by run.py?")
+    rows = open_dataset(dataset_dir).rows
     paths = {image_id: (dataset_dir / row["original"], dataset_dir / row["ai"]) for image_id, row in rows.items()}
     missing = [path for pair in paths.values() for path in pair if not path.is_file()]
     if missing:
@@ -199,13 +198,82 @@ class Preprocess:
         return torch.from_numpy(array.astype(np.float32).transpose(2, 0, 1))
 
 
-class PairImages(torch.utils.data.Dataset):
-    """Both halves of every pair as (tensor, label), original then AI, pair after pair.
+class ImageFiles:
+    """Images read from files on access (a sequence of RGB images), e.g. both halves of pairs or a benchmark folder."""
 
-    Augmentations are seeded by (seed, epoch, index), the index of the pair when `augment.paired`: per-sample
-    seeds make an epoch's images the same whatever the worker count, and a resumed run the same as an
-    uninterrupted one. `perturb` (evaluation) is applied to every image alike, before the preprocessing.
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Image.Image:
+        with Image.open(self.paths[index]) as opened:
+            return opened.convert("RGB")
+
+    def stamps(self) -> list:
+        """The files' identity for a feature cache without reading them: path, size, modification time."""
+        return [file_stamp(path) for path in self.paths]
+
+
+def file_stamp(path: Path) -> list:
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+class LabelledImages(torch.utils.data.Dataset):
+    """(tensor, label) for each image of a sequence of RGB images (ImageFiles, or a benchmark's rows).
+
+    `perturb` (evaluation) is applied to every image alike, before the preprocessing. Augmentations are seeded by
+    (seed, epoch, index), the index of the pair when `augment.paired` (images stored original, AI, pair after pair):
+    per-sample seeds make an epoch's images the same whatever the worker count, and a resumed run the same as an
+    uninterrupted one. `skip_unreadable` (scoring a benchmark): an image that cannot be decoded comes out as a blank
+    tensor labelled UNREADABLE, for the caller to leave out and count, instead of stopping the run.
     """
+
+    def __init__(
+        self,
+        images,
+        labels: list[int],
+        preprocess: Preprocess,
+        augment: Augment | None = None,
+        seed: int = 0,
+        perturb: Callable[[Image.Image], Image.Image] | None = None,
+        skip_unreadable: bool = False,
+    ):
+        self.images, self.labels, self.skip_unreadable = images, labels, skip_unreadable
+        self.preprocess = preprocess
+        self.augment = augment if augment and augment.active else None
+        self.seed = seed
+        self.perturb = perturb
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        try:
+            image = self.images[index]
+        except DECODE_ERRORS:
+            if not self.skip_unreadable:
+                raise
+            return torch.zeros(3, self.preprocess.image_size, self.preprocess.image_size), UNREADABLE
+        if self.perturb:
+            image = self.perturb(image)
+        if self.augment:
+            draw = index // 2 if self.augment.paired else index
+            image = self.augment(image, np.random.default_rng([self.seed, self.epoch, draw]))
+        return self.preprocess(image), self.labels[index]
+
+
+def pair_images(pairs: list[Pair]) -> tuple[ImageFiles, list[int]]:
+    """Both halves of every pair, original then AI, pair after pair, with their labels."""
+    halves = [(path, LABELS[half]) for pair in pairs for half, path in (("original", pair.original), ("ai", pair.ai))]
+    return ImageFiles([path for path, _ in halves]), [label for _, label in halves]
+
+
+class PairImages(LabelledImages):
+    """Both halves of every pair as (tensor, label), original then AI, pair after pair."""
 
     def __init__(
         self,
@@ -215,25 +283,4 @@ class PairImages(torch.utils.data.Dataset):
         seed: int = 0,
         perturb: Callable[[Image.Image], Image.Image] | None = None,
     ):
-        self.samples = [
-            (path, LABELS[half]) for pair in pairs for half, path in (("original", pair.original), ("ai", pair.ai))
-        ]
-        self.preprocess = preprocess
-        self.augment = augment if augment and augment.active else None
-        self.seed = seed
-        self.perturb = perturb
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.samples[index]
-        with Image.open(path) as opened:
-            image = opened.convert("RGB")
-        if self.perturb:
-            image = self.perturb(image)
-        if self.augment:
-            draw = index // 2 if self.augment.paired else index
-            image = self.augment(image, np.random.default_rng([self.seed, self.epoch, draw]))
-        return self.preprocess(image), label
+        super().__init__(*pair_images(pairs), preprocess, augment, seed, perturb)

@@ -1,5 +1,6 @@
-"""`task=eval`: score a checkpoint on the test pairs of any number of factory datasets, clean and perturbed; one
-table row per (dataset, perturbation), a confusion PNG per dataset, per-image scores and a robustness plot."""
+"""`task=eval`: score a checkpoint on the test pairs of any number of factory datasets, and on labelled benchmark sets
+(aigen.detector.benchmarks), clean and perturbed; one table row per (set, perturbation), a confusion PNG per set,
+per-image scores and a robustness plot."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ import torch
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
-from aigen.detector.data import Pair, dataset_dirs, load_pairs, unseen_pairs
+from aigen.dataset import is_dataset_dir
+from aigen.detector.benchmarks import LabelledSet, labelled_sets
+from aigen.detector.data import UNREADABLE, Pair, dataset_dirs, load_pairs, pair_images, unseen_pairs
 from aigen.detector.inputs import Inputs
-from aigen.detector.metrics import binary_metrics
+from aigen.detector.metrics import binary_metrics, intervals
 from aigen.detector.model import Detector, load_detector
 from aigen.detector.perturb import Perturbation, parse_perturbations
 from aigen.detector.plots import draw_confusion, draw_robustness
-from aigen.detector.report import COLUMNS, results_markdown, write_table
-from aigen.detector.runtime import loader, resolve_precision, resolve_workers, score
+from aigen.detector.report import COLUMNS, results_markdown, small_sample_note, write_table
+from aigen.detector.runtime import Scores, loader, resolve_precision, resolve_workers, score
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
@@ -26,16 +29,32 @@ EVAL_SPLITS = ("test", "unseen")
 SWAPPED_AUC = 0.2  # on photos of its own training data a detector cannot rank this badly unless labels are swapped
 
 
-def unique_names(dirs: list[Path]) -> list[str]:
-    """Each dataset's basename, with -2, -3... when two eval sets share one (their PNGs must not collide)."""
-    names: list[str] = []
-    for dataset_dir in dirs:
-        name, count = dataset_dir.name, 1
-        while name in names:
+EvalSet = Path | LabelledSet  # an aigen dataset dir (its unseen test pairs are scored) or a labelled benchmark set
+
+
+def unique(names: list[str]) -> list[str]:
+    """The names, with -2, -3... when two eval sets share one (their PNGs must not collide)."""
+    chosen: list[str] = []
+    for first in names:
+        name, count = first, 1
+        while name in chosen:
             count += 1
-            name = f"{dataset_dir.name}-{count}"
-        names.append(name)
-    return names
+            name = f"{first}-{count}"
+        chosen.append(name)
+    return chosen
+
+
+def unique_names(dirs: list[Path]) -> list[str]:
+    """Each dataset's basename, made unique."""
+    return unique([dataset_dir.name for dataset_dir in dirs])
+
+
+def eval_sets(entries: list[str], settings: DictConfig) -> list[EvalSet]:
+    """Each eval_sets entry by its layout: an aigen dataset dir, or the labelled sets (rows) of a benchmark."""
+    sets: list[EvalSet] = []
+    for path in dataset_dirs(entries, "eval_sets"):
+        sets += [path] if is_dataset_dir(path) else labelled_sets(path, settings)
+    return sets
 
 
 def chosen_pairs(detector: Detector, dirs: list[Path], eval_split: str) -> dict[Path, tuple[list[Pair], int, int]]:
@@ -65,41 +84,64 @@ def check_labels(row: dict, trained_on: bool) -> None:
         )
 
 
+def leave_out_unreadable(name: str, ids: list[str], result: Scores) -> tuple[list[str], Scores, list[str]]:
+    """(ids kept, their scores, ids skipped): images that could not be decoded are a counted skip, not a stop."""
+    readable = result.labels != UNREADABLE
+    if not readable.any():
+        raise UserError(f"{name}: none of its {len(ids)} images can be decoded, e.g. {ids[0]}")
+    kept = [image_id for image_id, decoded in zip(ids, readable, strict=True) if decoded]
+    skipped = [image_id for image_id, decoded in zip(ids, readable, strict=True) if not decoded]
+    return kept, Scores(result.labels[readable], result.scores[readable], result.loss), skipped
+
+
 def score_sets(
     detector: Detector,
-    dirs: list[Path],
+    sets: list[EvalSet],
     cfg: DictConfig,
     perturbations: list[Perturbation],
     device: torch.device,
     dtype: torch.dtype | None,
 ) -> list[dict]:
-    """One row per (dataset, perturbation): metrics, counts, and the per-image ids, labels and scores."""
+    """One row per (set, perturbation): metrics with their intervals, counts, and the per-image ids, labels, scores."""
+    dirs = [entry for entry in sets if isinstance(entry, Path)]
     chosen = chosen_pairs(detector, dirs, cfg.eval_split)
     workers = resolve_workers(cfg.workers)
     inputs = Inputs(detector.model, detector.preprocess, cfg.cache_dir, cfg.batch_size, workers, device, dtype)
     model = detector.model.to(device)
     trained_on = set(detector.split["datasets"])
+    names = unique([entry.name for entry in sets])
     rows = []
-    for dataset_dir, name in zip(dirs, unique_names(dirs), strict=True):
-        pairs, seen, total = chosen[dataset_dir]
+    for entry, name in zip(sets, names, strict=True):
+        if isinstance(entry, Path):
+            pairs, seen, total = chosen[entry]
+            images, labels = pair_images(pairs)
+            ids = [pair.id for pair in pairs for _ in (0, 1)]
+            about = {"dir": entry, "split": cfg.eval_split, "pairs": total, "seen": seen}
+        else:
+            images, labels, ids = entry.images, entry.labels, entry.ids
+            about = {"dir": entry.source, "split": "all", "pairs": None, "seen": None}
         for perturbation in perturbations:
-            images = inputs([pairs], perturbation, desc=f"features {name} {perturbation.name}")
-            batches = loader(images, cfg.batch_size, inputs.workers, device)
+            dataset = inputs.labelled(images, labels, perturbation, desc=f"features {name} {perturbation.name}")
+            batches = loader(dataset, cfg.batch_size, inputs.workers, device)
             result = score(model, batches, device, dtype, f"eval {name} {perturbation.name}")
+            kept_ids, result, skipped = leave_out_unreadable(name, ids, result)
             metrics, counts = binary_metrics(result.labels, result.scores)
-            row = {"dataset": name, "dir": dataset_dir, "perturbation": perturbation.name, "split": cfg.eval_split}
-            row |= metrics | {"pairs": total, "seen": seen, "counts": counts}
-            row |= {
-                "ids": [pair.id for pair in pairs for _ in (0, 1)],
-                "labels": result.labels,
-                "scores": result.scores,
-            }
-            check_labels(row, str(dataset_dir) in trained_on)
+            row = {"dataset": name, "perturbation": perturbation.name} | about | metrics
+            row |= intervals(result.labels, result.scores, counts, cfg.seed)
+            notes = [
+                small_sample_note(counts.n),
+                f"{len(skipped)} unreadable skipped, e.g. {skipped[0]}" if skipped else "",
+            ]
+            row |= {"counts": counts, "note": "; ".join(note for note in notes if note)}
+            row |= {"ids": kept_ids, "labels": result.labels, "scores": result.scores}
+            check_labels(row, str(about["dir"]) in trained_on)
             rows.append(row)
+            seen_note = f"; {seen} of {total} pairs left out as seen in training" if isinstance(entry, Path) else ""
             print(
-                f"{name} ({perturbation.name}, {cfg.eval_split}): accuracy {metrics['accuracy']:.4f}, AUC "
-                f"{metrics['roc_auc']:.4f}, AP {metrics['average_precision']:.4f}, n={counts.n}; {seen} of {total} "
-                "pairs left out as seen in training"
+                f"{name} ({perturbation.name}, {row['split']}): accuracy {metrics['accuracy']:.4f} (real "
+                f"{metrics['accuracy_real']:.4f}, AI {metrics['accuracy_ai']:.4f}), AUC {metrics['roc_auc']:.4f} "
+                f"[{row['roc_auc_low']:.3f}, {row['roc_auc_high']:.3f}], AP {metrics['average_precision']:.4f}, "
+                f"n={counts.n}{seen_note}" + (f" -- {row['note']}" if row["note"] else "")
             )
     return rows
 
@@ -121,7 +163,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     perturbations = parse_perturbations(cfg.perturb)
     resolve_workers(cfg.workers)
     detector = load_detector(Path(to_absolute_path(str(Path(cfg.checkpoint).expanduser()))))
-    dirs = dataset_dirs(cfg.eval_sets, "eval_sets")
+    sets = eval_sets(cfg.eval_sets, cfg.benchmark)
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
     out = Path(to_absolute_path(cfg.output_dir))
@@ -129,10 +171,10 @@ def evaluate(cfg: DictConfig) -> list[dict]:
 
     # 2. Score each dataset, clean and perturbed; a confusion matrix per dataset (clean).
     with tracking(cfg, "eval-detector", out.name, out) as tracker:
-        rows = score_sets(detector, dirs, cfg, perturbations, device, dtype)
+        rows = score_sets(detector, sets, cfg, perturbations, device, dtype)
         for row in rows:
             if row["perturbation"] == "none":
-                row["confusion_png"] = out / f"confusion_{row['dataset']}.png"
+                row["confusion_png"] = out / f"confusion_{row['dataset'].replace('/', '-')}.png"
                 title = f"{row['dataset']} ({row['split']}, n={row['n']})"
                 draw_confusion(row["counts"], title).save(row["confusion_png"])
 
@@ -150,7 +192,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
             if robustness_png:
                 tracker.images({"robustness": robustness_png})
     print(results_markdown(rows), end="")
-    print(f"done: evaluated {cfg.checkpoint} on {len(dirs)} dataset(s) -> {markdown_path}, {csv_path}")
+    print(f"done: evaluated {cfg.checkpoint} on {len(sets)} set(s) -> {markdown_path}, {csv_path}")
     print(
         f"per-image scores: {out / 'scores.csv'}" + (f"; robustness plot: {robustness_png}" if robustness_png else "")
     )

@@ -1,5 +1,5 @@
-"""Frozen CLIP features on disk, so each image goes through CLIP once: every epoch of a probe, every cell of a
-matrix and every rerun read the cached tensors instead."""
+"""Frozen backbone features on disk, so each image goes through CLIP or DINOv2 once: every epoch of a probe, every
+cell of a matrix and every rerun read the cached tensors instead."""
 
 from __future__ import annotations
 
@@ -13,17 +13,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from aigen.detector.clip_probe import ClipProbe, backbone_location, load_backbone
-from aigen.detector.data import LABELS, Pair, PairImages, Preprocess
+from aigen.detector.data import UNREADABLE, LabelledImages, Preprocess, file_stamp
 from aigen.detector.perturb import Perturbation
+from aigen.detector.probe import FeatureProbe, backbone_location, load_backbone
 from aigen.detector.runtime import autocast, loader
-from aigen.records import write_atomic
-
-
-def file_stamp(path: Path) -> list:
-    """A file's identity for the cache without reading it: path, size, modification time."""
-    stat = path.stat()
-    return [str(path), stat.st_size, stat.st_mtime_ns]
+from aigen.errors import UserError
+from aigen.files import write_atomic
 
 
 def backbone_stamp(location: str, name: str, revision: str | None) -> list:
@@ -34,12 +29,12 @@ def backbone_stamp(location: str, name: str, revision: str | None) -> list:
 
 
 class FeatureCache:
-    """CLIP image embeddings of pairs (original, AI, pair after pair), keyed by the backbone, the preprocessing,
-    the perturbation and the pairs' files; computed on the first request, then read from `root`."""
+    """A probe backbone's image features, keyed by the backbone, the preprocessing, the perturbation and the images'
+    identity (their files, or a benchmark's data files); computed on the first request, then read from `root`."""
 
     def __init__(
         self,
-        probe: ClipProbe,
+        probe: FeatureProbe,
         preprocess: Preprocess,
         cache_dir: str,
         batch_size: int,
@@ -52,39 +47,49 @@ class FeatureCache:
         self.batch_size, self.workers, self.device, self.dtype = batch_size, workers, device, dtype
         self.backbone = None  # loaded on the first cache miss only
 
-    def key(self, pairs: list[Pair], perturbation: Perturbation) -> str:
-        location = backbone_location(self.config.backbone, self.cache_dir)
+    def key(self, images, perturbation: Perturbation) -> str:
+        location = backbone_location(self.config.family, self.config.backbone, self.cache_dir)
         identity = {
             "backbone": backbone_stamp(location, self.config.backbone, self.config.revision),
             "preprocess": asdict(self.preprocess),
             "perturbation": perturbation.name,
-            "pairs": [[pair.key, file_stamp(pair.original), file_stamp(pair.ai)] for pair in pairs],
+            "images": images.stamps(),
+            "stored": "features and labels",  # what a cache file holds (a file of features alone is not read)
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
-    def dataset(self, pairs: list[Pair], perturbation: Perturbation, desc: str) -> torch.utils.data.TensorDataset:
-        """(feature, label) for both halves of every pair, in PairImages order."""
-        path = self.root / f"{self.key(pairs, perturbation)}.pt"
+    def dataset(
+        self, images, labels: list[int], perturbation: Perturbation, desc: str, skip_unreadable: bool = False
+    ) -> torch.utils.data.TensorDataset:
+        """(feature, label) for every image, in order; `images` is a sequence of RGB images with `stamps()`.
+        `skip_unreadable`: an image that cannot be decoded is labelled UNREADABLE (otherwise its error stops)."""
+        path = self.root / f"{self.key(images, perturbation)}.pt"
         if path.is_file():
-            features = torch.load(path, map_location="cpu", weights_only=True)
+            stored = torch.load(path, map_location="cpu", weights_only=True)
         else:
-            features = self.compute(pairs, perturbation, desc)
+            stored = self.compute(images, labels, perturbation, desc)
             self.root.mkdir(parents=True, exist_ok=True)
             buffer = io.BytesIO()
-            torch.save(features, buffer)
+            torch.save(stored, buffer)
             write_atomic(path, buffer.getvalue())
-        labels = torch.tensor([LABELS[half] for _ in pairs for half in ("original", "ai")])
-        return torch.utils.data.TensorDataset(features, labels)
+        unreadable = int((stored["labels"] == UNREADABLE).sum())
+        if unreadable and not skip_unreadable:
+            raise UserError(f"{desc}: {unreadable} images cannot be decoded (their features were left out)")
+        return torch.utils.data.TensorDataset(stored["features"], stored["labels"])
 
     @torch.no_grad()
-    def compute(self, pairs: list[Pair], perturbation: Perturbation, desc: str) -> torch.Tensor:
+    def compute(self, images, labels: list[int], perturbation: Perturbation, desc: str) -> dict[str, torch.Tensor]:
+        """The features and the labels, UNREADABLE for an image that cannot be decoded."""
         if self.backbone is None:
             self.backbone = load_backbone(self.config, self.cache_dir, self.device)
-        images = PairImages(pairs, self.preprocess, perturb=perturbation)
-        chunks = []
-        for batch, _ in tqdm(
-            loader(images, self.batch_size, self.workers, self.device), desc=desc, unit="batch", leave=False
+        dataset = LabelledImages(images, labels, self.preprocess, perturb=perturbation, skip_unreadable=True)
+        chunks, seen = [], []
+        for batch, batch_labels in tqdm(
+            loader(dataset, self.batch_size, self.workers, self.device), desc=desc, unit="batch", leave=False
         ):
             with autocast(self.device, self.dtype):
-                chunks.append(self.backbone(pixel_values=batch.to(self.device)).image_embeds.float().cpu())
-        return torch.cat(chunks) if chunks else torch.zeros(0, self.config.dim)
+                chunks.append(self.backbone(batch.to(self.device)).float().cpu())
+            seen.append(batch_labels)
+        if not chunks:
+            return {"features": torch.zeros(0, self.config.dim), "labels": torch.zeros(0, dtype=torch.long)}
+        return {"features": torch.cat(chunks), "labels": torch.cat(seen).long()}

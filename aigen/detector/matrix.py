@@ -1,8 +1,10 @@
 """`task=matrix`: the cross-generator table of detection papers (GenImage: train on one generator, test on all).
 
 One detector per training set (and, with `pooled=true`, one on all of them), each scored on the test pairs of
-every eval set. Training runs live in `output_dir/runs/<name>` and scored cells in `output_dir/cells.json`, so a
-rerun (after a crash, or with one more eval set) trains and scores only what is not finished.
+every eval set, and on every image of labelled benchmark sets (aigen.detector.benchmarks: a column per generator
+of a GenImage-style folder). Training runs live in `output_dir/runs/<name>` and scored cells in
+`output_dir/cells.json`, so a rerun (after a crash, or with one more eval set) trains and scores only what is not
+finished.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pathlib import Path
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from aigen.dataset import MANIFEST, read_rows
 from aigen.detector.data import dataset_dirs
-from aigen.detector.evaluate import score_sets, unique_names
+from aigen.detector.evaluate import EvalSet, eval_sets, score_sets, unique, unique_names
 from aigen.detector.model import load_detector
 from aigen.detector.perturb import CLEAN
 from aigen.detector.plots import draw_heatmap, side_by_side
@@ -24,7 +27,7 @@ from aigen.detector.tracking import tracking
 from aigen.detector.train import check_settings, train
 from aigen.devices import resolve_device
 from aigen.errors import UserError
-from aigen.records import MANIFEST, read_rows, write_atomic
+from aigen.files import write_atomic
 from aigen.tables import markdown_table
 
 METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "average_precision": "average precision"}
@@ -60,8 +63,10 @@ def training_run(cfg: DictConfig, train_dirs: list[Path], run: Path) -> Path:
     return run / "best.pt"
 
 
-def cell_key(train_dirs: list[Path], eval_dir: Path, eval_split: str) -> str:
-    return json.dumps([sorted(map(str, train_dirs)), str(eval_dir), eval_split])
+def cell_key(train_dirs: list[Path], eval_set: EvalSet, eval_split: str) -> str:
+    """A dataset dir's test pairs, or a benchmark set (its source and row name: every image, whatever eval_split)."""
+    target = [str(eval_set)] if isinstance(eval_set, Path) else [str(eval_set.source), eval_set.name]
+    return json.dumps([sorted(map(str, train_dirs)), *target, eval_split])
 
 
 def matrix_markdown(cells: list[dict], rows: list[str], columns: list[str]) -> str:
@@ -80,8 +85,9 @@ def matrix(cfg: DictConfig) -> list[dict]:
     if cfg.perturb:
         raise UserError("perturb applies to task=eval: run it on a checkpoint of the matrix (output_dir/runs/NAME)")
     train_dirs = dataset_dirs(cfg.train_sets, "train_sets")
-    eval_dirs = dataset_dirs(cfg.eval_sets, "eval_sets")
-    names = axis_names(list(dict.fromkeys(train_dirs + eval_dirs)))
+    sets = eval_sets(cfg.eval_sets, cfg.benchmark)
+    names = axis_names(list(dict.fromkeys(train_dirs + [entry for entry in sets if isinstance(entry, Path)])))
+    columns = unique([names[entry] if isinstance(entry, Path) else entry.name for entry in sets])
     if len(set(train_dirs)) < len(train_dirs):
         raise UserError(f"train_sets lists a dataset twice: {list(cfg.train_sets)}")
     trainings = {names[d]: [d] for d in train_dirs}
@@ -98,15 +104,19 @@ def matrix(cfg: DictConfig) -> list[dict]:
     cells = []
     for name, dirs in trainings.items():
         checkpoint = training_run(cfg, dirs, out / "runs" / name)
-        missing = [d for d in eval_dirs if cell_key(dirs, d, cfg.eval_split) not in done]
+        missing = [entry for entry in sets if cell_key(dirs, entry, cfg.eval_split) not in done]
         if missing:
-            for row in score_sets(load_detector(checkpoint), missing, cfg, [CLEAN], device, dtype):
-                done[cell_key(dirs, row["dir"], cfg.eval_split)] = {key: row[key] for key in COLUMNS[2:]}
+            scored = score_sets(load_detector(checkpoint), missing, cfg, [CLEAN], device, dtype)
+            for entry, row in zip(missing, scored, strict=True):
+                done[cell_key(dirs, entry, cfg.eval_split)] = {key: row[key] for key in COLUMNS[2:]}
                 write_atomic(cells_path, (json.dumps(done, indent=2) + "\n").encode())
-        cells += [{"train": name, "eval": names[d]} | done[cell_key(dirs, d, cfg.eval_split)] for d in eval_dirs]
+        cells += [
+            {"train": name, "eval": column} | done[cell_key(dirs, entry, cfg.eval_split)]
+            for entry, column in zip(sets, columns, strict=True)
+        ]
 
     # 3. The matrix: CSV (one line per cell), Markdown grids, a heatmap per metric, W&B.
-    rows, columns = list(trainings), [names[d] for d in eval_dirs]
+    rows = list(trainings)
     write_csv(cells, COLUMNS, out / "matrix.csv")
     markdown = matrix_markdown(cells, rows, columns)
     (out / "matrix.md").write_text(markdown, encoding="utf-8")

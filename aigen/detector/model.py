@@ -1,4 +1,5 @@
-"""The detector networks (a transformers ResNet with a 2-class head, or a CLIP linear probe) and their checkpoints."""
+"""The detector networks (a transformers ResNet with a 2-class head, or a linear probe on CLIP or DINOv2 features) and
+their checkpoints."""
 
 from __future__ import annotations
 
@@ -12,18 +13,18 @@ import transformers
 from hydra.utils import to_absolute_path
 from transformers import ResNetConfig, ResNetForImageClassification
 
-from aigen.detector.clip_probe import ClipProbe, ProbeConfig
 from aigen.detector.data import LABELS, Preprocess
+from aigen.detector.probe import BACKBONES, FeatureProbe, ProbeConfig
 from aigen.errors import UserError
-from aigen.records import write_atomic
+from aigen.files import write_atomic
 
 CHECKPOINT_FORMAT = "aigen-detector-v2"  # v2: content-keyed train/val/test split, crop preprocessing, CLIP probes
 ID2LABEL = {index: name for name, index in LABELS.items()}
-Model = ResNetForImageClassification | ClipProbe
-# architecture name in the checkpoint -> (class, its config from the saved dict)
+Model = ResNetForImageClassification | FeatureProbe
+# architecture name in the checkpoint -> (class, its config from the saved dict); a probe is `<family>_probe`
 ARCHITECTURES: dict[str, tuple[type, Callable[[dict], object]]] = {
     "resnet": (ResNetForImageClassification, ResNetConfig.from_dict),
-    "clip_probe": (ClipProbe, ProbeConfig.from_dict),
+    **{f"{family}_probe": (FeatureProbe, ProbeConfig.from_dict) for family in BACKBONES},
 }
 
 
@@ -70,8 +71,8 @@ def build_resnet(
 
 
 def model_preprocess(model: Model, image_size: int, resize: str) -> Preprocess:
-    """A ResNet reads `image_size` squares with ImageNet statistics; a CLIP probe its backbone's side and statistics."""
-    return model.preprocess(resize) if isinstance(model, ClipProbe) else Preprocess(image_size, resize=resize)
+    """A ResNet reads `image_size` squares with ImageNet statistics; a probe its backbone's side and statistics."""
+    return model.preprocess(resize) if isinstance(model, FeatureProbe) else Preprocess(image_size, resize=resize)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Detector:
 
 
 def architecture(model: Model) -> str:
-    return next(name for name, (cls, _) in ARCHITECTURES.items() if isinstance(model, cls))
+    return f"{model.config.family}_probe" if isinstance(model, FeatureProbe) else "resnet"
 
 
 def checkpoint_payload(model: Model, preprocess: Preprocess, split: dict, epoch: int) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from aigen.tracking import redact, resolve_mode
+from aigen.tracking import start_wandb
 
 
 class DetectorRun:
@@ -40,24 +40,17 @@ def tracking(cfg: DictConfig, job_type: str, default_name: str, run_dir: Path) -
     if not cfg.get("logger"):
         yield None
         return
-    import wandb
-
     settings = cfg.logger
-    mode, notice = resolve_mode(settings.get("mode"))
-    if notice:
-        print(notice)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
-        project=settings.project,
-        entity=settings.get("entity"),
-        group=settings.get("group"),
-        tags=list(settings.get("tags") or []),
-        name=settings.get("name") or default_name,
-        mode=mode,
-        dir=str(run_dir),
-        config=redact(OmegaConf.to_container(cfg, resolve=True)),
-        job_type=job_type,
-        settings=wandb.Settings(console="off", save_code=False),
+    run = start_wandb(
+        settings.project,
+        job_type,
+        settings.get("name") or default_name,
+        run_dir,
+        OmegaConf.to_container(cfg, resolve=True),
+        settings.get("mode"),
+        settings.get("entity"),
+        settings.get("group"),
+        settings.get("tags"),
     )
     run.define_metric("epoch")
     run.define_metric("train/*", step_metric="epoch")

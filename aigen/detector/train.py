@@ -15,7 +15,6 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from aigen.detector.clip_probe import ClipProbe
 from aigen.detector.data import RESIZES, Augment, dataset_dirs, load_pairs, make_split, select
 from aigen.detector.inputs import Inputs
 from aigen.detector.metrics import binary_metrics
@@ -26,11 +25,12 @@ from aigen.detector.model import (
     read_checkpoint,
     save_checkpoint,
 )
+from aigen.detector.probe import FeatureProbe
 from aigen.detector.runtime import autocast, loader, precision_name, resolve_precision, resolve_workers, score
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
-from aigen.records import write_atomic
+from aigen.files import write_atomic
 from aigen.splits import check_fractions
 
 MONITORS = ("accuracy", "loss")
@@ -132,8 +132,10 @@ def train(cfg: DictConfig) -> TrainResult:
         torch.manual_seed(cfg.seed)
         model = instantiate(cfg.model, _partial_=True)()  # called here, so its UserError is not wrapped by Hydra
         loop = {"epoch": 0, "best": None, "stale": 0, "history": []}
-    if isinstance(model, ClipProbe) and augment.active:
-        raise UserError("model=clip_probe trains on cached CLIP features: augmentations need model=resnet*")
+    if isinstance(model, FeatureProbe) and augment.active:
+        raise UserError(
+            f"model={model.config.family}_probe trains on cached backbone features: augmentations need model=resnet*"
+        )
     preprocess = model_preprocess(model, cfg.image_size, cfg.resize)
     pairs = {dataset_dir: load_pairs(dataset_dir) for dataset_dir in dirs}
     if cfg.resume:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import yaml
 
 from aigen.audit import CUES, FAIR_BAND
-from aigen.export.collect import HALVES, DatasetDir, Pair
+from aigen.dataset import HALVES, DatasetDir
+from aigen.export.collect import Pair
 from aigen.export.licenses import Terms, hub_license, model_terms, source_terms
 from aigen.export.shards import parquet_features, split_pattern
 from aigen.splits import SPLITS

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -20,12 +19,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from aigen.cli import add_split_options, one_line_errors
+from aigen.dataset import DatasetDir
 from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
-from aigen.export.collect import DatasetDir, collect_pairs, metadata_columns, open_dataset_dirs
+from aigen.export.collect import collect_pairs, metadata_columns, open_dataset_dirs
 from aigen.export.shards import FORMATS, check_format_available, write_shards
 from aigen.gallery import contact_sheet, gallery_rows
-from aigen.splits import DEFAULT_FRACTIONS, SPLITS, check_fractions
+from aigen.splits import SPLITS, check_fractions
 
 EXPORT_RECORD = "export.json"  # what was exported, and the mark that lets --overwrite replace the folder
 CARD = "README.md"
@@ -38,11 +39,11 @@ LABEL_HEIGHT = 16
 class ExportOptions:
     dataset_dirs: list[Path]
     out: Path
-    file_format: str = "parquet"
-    max_shard_mb: float = 500.0
-    seed: int = 0
-    val_fraction: float = DEFAULT_FRACTIONS["val"]
-    test_fraction: float = DEFAULT_FRACTIONS["test"]
+    file_format: str
+    max_shard_mb: float
+    seed: int
+    val_fraction: float
+    test_fraction: float
     audit_dirs: list[Path] = field(default_factory=list)
     overwrite: bool = False
     repo_id: str | None = None
@@ -67,22 +68,25 @@ def check_options(options: ExportOptions) -> None:
     check_format_available(options.file_format)
 
 
-def check_out_dir(out: Path, dirs: list[DatasetDir], overwrite: bool) -> None:
-    """The export goes next to the datasets, never into one (a dataset dir must stay a clean imagefolder) nor
-    around one (--overwrite would delete it), and replaces only a folder that an export made."""
+def check_out_dir(
+    out: Path, dirs: list[DatasetDir], overwrite: bool, record: str = EXPORT_RECORD, what: str = "export"
+) -> None:
+    """The export (or `what` else a tool builds from dataset dirs) goes next to the datasets, never into one (a
+    dataset dir must stay a clean imagefolder) nor around one (--overwrite would delete it), and replaces only a
+    folder that the same tool made (one holding its `record` file)."""
     resolved = out.resolve()
     for dataset in dirs:
         if resolved.is_relative_to(dataset.path):
-            raise UserError(f"--out {out} is inside the dataset dir {dataset.path}; write the export elsewhere")
+            raise UserError(f"--out {out} is inside the dataset dir {dataset.path}; write the {what} elsewhere")
         if dataset.path.is_relative_to(resolved):
-            raise UserError(f"--out {out} contains the dataset dir {dataset.path}; write the export elsewhere")
+            raise UserError(f"--out {out} contains the dataset dir {dataset.path}; write the {what} elsewhere")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise UserError(f"--out {out} is not empty; pass --overwrite to replace a previous export")
-        if not (out / EXPORT_RECORD).is_file():
-            raise UserError(f"--out {out} is not an aigen export (no {EXPORT_RECORD}); refusing to replace it")
+            raise UserError(f"--out {out} is not empty; pass --overwrite to replace a previous {what}")
+        if not (out / record).is_file():
+            raise UserError(f"--out {out} is not an aigen {what} (no {record}); refusing to replace it")
 
 
 def read_audit(folder: Path) -> dict:
@@ -92,22 +96,25 @@ def read_audit(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def find_audits(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, dict]:
-    """audit.json by dataset dir name: from each --audit folder, else from the audit's default output folder
+def find_audit_dirs(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, Path]:
+    """The audit output folder by dataset dir name: each --audit folder, else the audit's default output folder
     (./audit-<dataset dir name>) when it is there."""
     names = [dataset.name for dataset in dirs]
     found = {
-        name: read_audit(Path.cwd() / f"audit-{name}")
-        for name in names
-        if (Path.cwd() / f"audit-{name}" / "audit.json").is_file()
+        name: Path.cwd() / f"audit-{name}" for name in names if (Path.cwd() / f"audit-{name}" / "audit.json").is_file()
     }
     for folder in audit_dirs:
         audit = read_audit(folder)
         name = Path(audit["dataset"]).name
         if name not in names:
-            raise UserError(f"--audit {folder} is the audit of {audit['dataset']}, which this export does not hold")
-        found[name] = audit
+            raise UserError(f"--audit {folder} is the audit of {audit['dataset']}, which is not among the dataset dirs")
+        found[name] = folder
     return {name: found[name] for name in names if name in found}
+
+
+def find_audits(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, dict]:
+    """audit.json by dataset dir name (see find_audit_dirs)."""
+    return {name: read_audit(folder) for name, folder in find_audit_dirs(dirs, audit_dirs).items()}
 
 
 def preview_image(dirs: list[DatasetDir]) -> Image.Image:
@@ -212,9 +219,7 @@ def parse_args(argv: list[str] | None) -> ExportOptions:
     )
     parser.add_argument("--format", dest="file_format", choices=FORMATS, default="parquet")
     parser.add_argument("--max-shard-mb", type=float, default=500.0, help="image megabytes per shard (500)")
-    parser.add_argument("--seed", type=int, default=0, help="split seed, as python -m aigen.detect's (0)")
-    parser.add_argument("--val-fraction", type=float, default=DEFAULT_FRACTIONS["val"])
-    parser.add_argument("--test-fraction", type=float, default=DEFAULT_FRACTIONS["test"])
+    add_split_options(parser)
     parser.add_argument(
         "--audit",
         dest="audit_dirs",
@@ -230,13 +235,10 @@ def parse_args(argv: list[str] | None) -> ExportOptions:
     return ExportOptions(**vars(parser.parse_args(argv)))
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    try:
-        result = export(options)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    result = export(options)
     counts = ", ".join(f"{split} {count}" for split, count in result.splits.items())
     shards = sum(len(names) for names in result.files.values())
     print(f"exported {sum(result.splits.values())} pairs ({counts}) as {options.file_format}, {shards} shards")

@@ -9,12 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigen.dataset_record import DATASET_JSON
+from aigen.dataset import HALVES, DatasetDir, open_dataset
 from aigen.errors import UserError
-from aigen.records import MANIFEST, read_rows
 from aigen.splits import SPLITS, content_key, split_of
 
-HALVES = ("original", "ai")
 # Always present, in this order (null when a manifest has no such key); other manifest keys follow, sorted.
 FIRST_COLUMNS = (
     "id",
@@ -31,19 +29,6 @@ FIRST_COLUMNS = (
     "source_sha256",
     "size",
 )
-
-
-@dataclass(frozen=True)
-class DatasetDir:
-    """One factory dataset dir: its dataset.json and its manifest rows by id."""
-
-    path: Path
-    record: dict
-    rows: dict[str, dict]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
 
 @contextmanager
@@ -100,22 +85,9 @@ class Pair:
         return {**self.metadata(columns), **{half: self.row[half] for half in HALVES}}
 
 
-def open_dataset_dir(path: Path) -> DatasetDir:
-    """Read one dataset dir, or say in one line why it cannot be exported."""
-    if not path.is_dir():
-        raise UserError(f"{path} is not a directory")
-    if not (path / DATASET_JSON).is_file():
-        raise UserError(f"{path} is not an aigen dataset dir (no {DATASET_JSON})")
-    rows = read_rows(path, MANIFEST)
-    if not rows:
-        raise UserError(f"{path} has no pairs in its manifest yet")
-    record = json.loads((path / DATASET_JSON).read_text(encoding="utf-8"))
-    return DatasetDir(path.resolve(), record, rows)
-
-
 def open_dataset_dirs(paths: list[Path]) -> list[DatasetDir]:
     """All dataset dirs of one export; their names must differ, since the `dataset` column tells them apart."""
-    dirs = [open_dataset_dir(path) for path in paths]
+    dirs = [open_dataset(path) for path in paths]
     seen: dict[str, Path] = {}
     for dataset in dirs:
         if dataset.name in seen:

@@ -10,8 +10,9 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from aigen.dataset import HALVES
 from aigen.errors import UserError
-from aigen.export.collect import HALVES, Pair, PairRef
+from aigen.export.collect import Pair, PairRef
 
 FORMATS = ("parquet", "webdataset")
 EXTENSIONS = {"parquet": "parquet", "webdataset": "tar"}

@@ -21,7 +21,8 @@ import torch
 import transformers
 from PIL import Image
 
-from aigen.checks import multiple_of_8, whole_number
+from aigen import pretrained
+from aigen.checks import multiple_of_8, text, whole_number
 from aigen.devices import resolve_device
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
@@ -59,33 +60,11 @@ def resolve_dtype(dtype: str, device: torch.device, cuda_default: torch.dtype = 
     return DTYPES[dtype]
 
 
-def is_local_path(model: str) -> bool:
-    """A folder rather than a hub id (`org/name`): absolute, relative with `.` or `~`, or not of the form a/b."""
-    return model.startswith(("/", ".", "~")) or model.count("/") != 1 or os.path.isdir(model)
-
-
-def check_whole_number(option: str, value: object, low: int) -> None:
-    whole_number(f"generator.{option}", value, low)
-
-
-def check_number(option: str, value: object, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UserError(f"generator.{option}={value!r} must be a number")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise UserError(f"generator.{option}={value!r} must be between {low} and {high}")
-    return float(value)
-
-
-def check_text(option: str, value: object, optional: bool = False) -> None:
-    if not isinstance(value, str) and not (optional and value is None):
-        raise UserError(f"generator.{option}={value!r} must be a string{' or null' if optional else ''}")
-
-
 def check_prior_model(prior_model: object, prior_revision: object, tiny: str | None) -> None:
     """A second repository a generator loads (Kandinsky's and Redux's priors): a hub id, or a folder that exists."""
-    check_text("prior_model", prior_model)
-    check_text("prior_revision", prior_revision, optional=True)
-    if tiny is None and is_local_path(prior_model) and not os.path.isdir(os.path.expanduser(prior_model)):
+    text("generator.prior_model", prior_model)
+    text("generator.prior_revision", prior_revision, optional=True)
+    if tiny is None and pretrained.is_local_path(prior_model) and not os.path.isdir(os.path.expanduser(prior_model)):
         raise UserError(f"generator.prior_model={prior_model!r}: folder does not exist")
 
 
@@ -234,12 +213,12 @@ class DiffusersGenerator(Generator):
     ) -> None:
         multiple_of_8("generator.gen_size", gen_size)
         if input_side is not None:
-            check_whole_number("input_side", input_side, 8)
+            whole_number("generator.input_side", input_side, 8)
         for option, value in (("compile", compile), ("vae_slicing", vae_slicing), ("vae_tiling", vae_tiling)):
             if not isinstance(value, bool):
                 raise UserError(f"generator.{option}={value!r} must be true or false")
         for option, value in (("revision", revision), ("subfolder", subfolder), ("variant", variant)):
-            check_text(option, value, optional=True)
+            text(f"generator.{option}", value, optional=True)
         if tiny is not None:
             from aigen.generators.tiny import TINY_MODELS  # the tiny registry imports this module
 
@@ -249,11 +228,11 @@ class DiffusersGenerator(Generator):
             if cache_dir is None:
                 raise UserError("generator.cache_dir must be set for a tiny random-weight model")
         elif weights == "pretrained":
-            check_text("model", model)
+            text("generator.model", model)
             folder = os.path.expanduser(model)
-            if is_local_path(model) and not os.path.isdir(folder):
+            if pretrained.is_local_path(model) and not os.path.isdir(folder):
                 raise UserError(f"generator.model={model!r}: folder does not exist (a hub id looks like org/name)")
-            if subfolder and is_local_path(model) and not os.path.isdir(os.path.join(folder, subfolder)):
+            if subfolder and pretrained.is_local_path(model) and not os.path.isdir(os.path.join(folder, subfolder)):
                 raise UserError(f"generator.subfolder={subfolder!r}: no such folder in {folder}")
         if subfolder and self.kind != "component":
             raise UserError(
@@ -409,7 +388,7 @@ class DiffusersGenerator(Generator):
             from aigen.generators.tiny import ensure_tiny_model
 
             return str(ensure_tiny_model(self.tiny, self.cache_dir))
-        return os.path.expanduser(self.model) if is_local_path(self.model) else self.model
+        return pretrained.location(self.model)
 
     def from_pretrained(self, loader, location: str, dtype: torch.dtype | None, revision: str | None = None, **extra):
         """`loader.from_pretrained(location, revision, dtype, variant, ...)` (the revision is the generator's unless
@@ -502,22 +481,10 @@ class DiffusersGenerator(Generator):
 
     def load_error(self, error: Exception, location: str | None = None, revision: str | None = None) -> str:
         """One line: what failed, and the way out that fits (a local folder, or the hub cache when offline)."""
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         where = location or self.pretrained_location()
         revision = revision if revision is not None else self.revision
-        if is_local_path(where):
-            return f"cannot load model from the folder {where}: {reason}"
-        offline = (
-            " (HF_HUB_OFFLINE is set: only the Hugging Face cache is used)"
-            if os.environ.get("HF_HUB_OFFLINE", "").strip() not in ("", "0")
-            else ""
-        )
         option = "generator.prior_model" if where == getattr(self, "prior_model", None) else "generator.model"
-        fetch = f"hf download {where}" + (f" --revision {revision}" if revision else "")
-        return (
-            f"cannot load model {where!r} (revision {revision}){offline}: {reason} -- download it once "
-            f"with `{fetch}`, or set {option}=/path/to/a/local/copy"
-        )
+        return str(pretrained.load_error("model", where, revision, error, option))
 
     # -- generation
 

@@ -21,15 +21,10 @@ import torch
 from diffusers import FluxPipeline, FluxPriorReduxPipeline
 from PIL import Image
 
+from aigen import pretrained
+from aigen.checks import number, whole_number
 from aigen.errors import UserError
-from aigen.generators.diffusers_base import (
-    DiffusersGenerator,
-    check_number,
-    check_prior_model,
-    check_whole_number,
-    is_local_path,
-    model_tag,
-)
+from aigen.generators.diffusers_base import DiffusersGenerator, check_prior_model, model_tag
 from aigen.generators.zoo import ImageToImage, Prompted
 
 FLUX_MULTIPLE = 16
@@ -233,8 +228,8 @@ class FluxRedux(DiffusersGenerator):
         name: str = "flux_redux",
         **options,
     ) -> None:
-        check_whole_number("steps", steps, 1)
-        self.guidance_scale = check_number("guidance_scale", guidance_scale, low=0)
+        whole_number("generator.steps", steps, 1)
+        self.guidance_scale = number("generator.guidance_scale", guidance_scale, low=0)
         check_flux_size(gen_size)
         check_prior_model(prior_model, prior_revision, options.get("tiny"))
         super().__init__(model, revision, gen_size, name=name, **options)
@@ -261,7 +256,7 @@ class FluxRedux(DiffusersGenerator):
         """The tiny twin keeps its prior in `prior/` beside the base model; the real one is its own repository."""
         if self.tiny:
             return os.path.join(self.pretrained_location(), "prior")
-        return os.path.expanduser(self.prior_model) if is_local_path(self.prior_model) else self.prior_model
+        return pretrained.location(self.prior_model)
 
     def load_model(self, location: str, dtype: torch.dtype):
         extra = self.pipeline_kwargs(FluxPipeline, location)

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from diffusers import StableDiffusionImageVariationPipeline
 from PIL import Image
 
-from aigen.errors import UserError
-from aigen.generators.diffusers_base import DiffusersGenerator, check_whole_number
+from aigen.checks import number, whole_number
+from aigen.generators.diffusers_base import DiffusersGenerator
 
 
 class SDImageVariation(DiffusersGenerator):
@@ -41,9 +41,8 @@ class SDImageVariation(DiffusersGenerator):
         compile: bool = False,
         **options,
     ) -> None:
-        check_whole_number("steps", steps, 1)
-        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, int | float):
-            raise UserError(f"guidance_scale={guidance_scale!r} must be a number")
+        whole_number("generator.steps", steps, 1)
+        number("guidance_scale", guidance_scale)
         super().__init__(
             model,
             revision,

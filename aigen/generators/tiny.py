@@ -9,8 +9,6 @@ Text encoders get a byte-level CLIP tokenizer built here, offline (every byte is
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +35,8 @@ from transformers import (
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
+
+from aigen.pretrained import cached_build
 
 INIT_SEED = 0
 CLIP_IMAGE_SIZE = 32
@@ -312,20 +312,6 @@ TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
 
 
 def ensure_tiny_model(name: str, cache_dir: str | os.PathLike) -> Path:
-    """The saved tiny model `name`, built on first use; concurrent first uses each build, one rename wins."""
+    """The saved tiny model `name`, built on first use."""
     folder_name, build = TINY_MODELS[name]
-    cache = Path(cache_dir)
-    target = cache / folder_name
-    if target.is_dir():  # only ever a complete folder: it appears by rename
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder_name}-", dir=cache))
-    try:
-        build(staging)
-        os.rename(staging, target)
-    except OSError:
-        if not target.is_dir():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return cached_build(cache_dir, folder_name, build)

@@ -13,7 +13,6 @@ semantic (a new image of what the photo shows):
 from __future__ import annotations
 
 import inspect
-import os
 
 import torch
 from diffusers import (
@@ -24,14 +23,12 @@ from diffusers import (
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
+from aigen import pretrained
+from aigen.checks import number, text, whole_number
 from aigen.errors import UserError
 from aigen.generators.diffusers_base import (
     DiffusersGenerator,
-    check_number,
     check_prior_model,
-    check_text,
-    check_whole_number,
-    is_local_path,
     model_tag,
     pixels_to_tensor,
     short_hash,
@@ -122,10 +119,10 @@ class Prompted(DiffusersGenerator):
         name: str,
         **options,
     ) -> None:
-        check_whole_number("steps", steps, 1)
-        self.guidance_scale = check_number("guidance_scale", guidance_scale, low=0)
-        check_text("prompt", prompt)
-        check_text("negative_prompt", negative_prompt, optional=True)
+        whole_number("generator.steps", steps, 1)
+        self.guidance_scale = number("generator.guidance_scale", guidance_scale, low=0)
+        text("generator.prompt", prompt)
+        text("generator.negative_prompt", negative_prompt, optional=True)
         super().__init__(model, revision, gen_size, name=name, **options)
         self.steps = steps
         self.prompt = prompt
@@ -184,8 +181,8 @@ class ImageToImage(Prompted):
         name: str = "img2img",
         **options,
     ) -> None:
-        check_whole_number("steps", steps, 1)
-        strength = check_number("strength", strength)
+        whole_number("generator.steps", steps, 1)
+        strength = number("generator.strength", strength)
         if not 0 < strength <= 1:
             raise UserError(f"generator.strength={strength} must be in (0, 1]: the share of the steps run again")
         if int(steps * strength) < 1:
@@ -284,7 +281,7 @@ class UnCLIPVariation(Prompted):
         name: str = "unclip",
         **options,
     ) -> None:
-        check_whole_number("noise_level", noise_level, 0)
+        whole_number("generator.noise_level", noise_level, 0)
         super().__init__(model, revision, steps, guidance_scale, prompt, negative_prompt, gen_size, name, **options)
         self.noise_level = noise_level
 
@@ -339,8 +336,8 @@ class KandinskyVariation(DiffusersGenerator):
         name: str = "kandinsky",
         **options,
     ) -> None:
-        check_whole_number("steps", steps, 1)
-        self.guidance_scale = check_number("guidance_scale", guidance_scale, low=0)
+        whole_number("generator.steps", steps, 1)
+        self.guidance_scale = number("generator.guidance_scale", guidance_scale, low=0)
         if isinstance(gen_size, int) and gen_size % 64:
             raise UserError(
                 f"generator.gen_size={gen_size} must be a multiple of 64 for Kandinsky (MoVQ's 8x times its UNet's)"
@@ -371,7 +368,7 @@ class KandinskyVariation(DiffusersGenerator):
         """The tiny twin keeps the prior's image encoder beside its decoder; the real one is its own repository."""
         if self.tiny:
             return self.pretrained_location()
-        return os.path.expanduser(self.prior_model) if is_local_path(self.prior_model) else self.prior_model
+        return pretrained.location(self.prior_model)
 
     def load_model(self, location: str, dtype: torch.dtype):
         decoder = super().load_model(location, dtype)

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from aigen.dataset.layout import DATASET_JSON, FAILURES, MANIFEST, read_record, read_rows
 from aigen.errors import UserError
-from aigen.records import FAILURES, MANIFEST, read_rows, write_atomic
+from aigen.files import write_atomic
 
-DATASET_JSON = "dataset.json"
 PACKAGES = ("aigen", "torch", "diffusers", "transformers", "pillow", "openai", "hydra-core", "wandb")
 FAILURE_REASONS_KEPT = 20
 
@@ -57,11 +57,6 @@ def _record_lock(dataset_dir: Path):
         yield
 
 
-def _read(dataset_dir: Path) -> dict | None:
-    path = dataset_dir / DATASET_JSON
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
 def _write(dataset_dir: Path, record: dict) -> None:
     write_atomic(dataset_dir / DATASET_JSON, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
@@ -79,7 +74,7 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def check_record(dataset_dir: Path, content: dict, shard_count: int) -> None:
     """Refuse, before any work and without writing, a dir made by another content config or shard layout."""
-    existing = _read(dataset_dir) if dataset_dir.is_dir() else None
+    existing = read_record(dataset_dir) if dataset_dir.is_dir() else None
     if existing is None:
         strangers = (
             [p.name for p in dataset_dir.iterdir() if not p.name.startswith(".")] if dataset_dir.is_dir() else []
@@ -111,7 +106,7 @@ def create_record(dataset_dir: Path, content: dict, config: dict, shard_count: i
     dataset_dir.mkdir(parents=True, exist_ok=True)
     with _record_lock(dataset_dir):
         check_record(dataset_dir, content, shard_count)
-        if _read(dataset_dir) is None:
+        if read_record(dataset_dir) is None:
             _write(
                 dataset_dir,
                 {
@@ -143,26 +138,34 @@ def count_records(dataset_dir: Path) -> dict:
 def start_run(dataset_dir: Path, run: dict) -> None:
     """Record a run as `running` when it starts, so that one killed before its end is seen as such (status)."""
     with _record_lock(dataset_dir):
-        record = _read(dataset_dir)
+        record = read_record(dataset_dir)
         record["runs"].append({**run, "state": "running"})
         _write(dataset_dir, record)
 
 
-def shards_not_finished(record: dict) -> list[int]:
-    """The shards whose latest run did not finish (still running, killed, interrupted, failed or never run)."""
+def shards_not_finished(record: dict, selection: str | None = None) -> list[int]:
+    """The shards whose latest run did not finish this selection (still running, killed, interrupted, failed,
+    never run, or finished in an earlier round that selected other photos). `selection` defaults to the newest
+    run's: `python -m aigen.status` judges the round in progress."""
     count = record.get("shard_count", 1)
+    runs = [run for run in record["runs"] if run["shard"][1] == count]
+    if selection is None and runs:
+        selection = runs[-1].get("selection")
     latest: dict[int, dict] = {}
-    for run in record["runs"]:
-        if run["shard"][1] == count:
-            latest[run["shard"][0]] = run
-    return [index for index in range(count) if latest.get(index, {}).get("state") != "finished"]
+    for run in runs:
+        latest[run["shard"][0]] = run
+    return [
+        index
+        for index in range(count)
+        if latest.get(index, {}).get("state") != "finished" or latest[index].get("selection") != selection
+    ]
 
 
 def record_run(dataset_dir: Path, run: dict) -> dict:
     """Replace this run's `running` entry (same `run_id`) with its results and refresh the merged totals; the last
     shard to finish leaves them complete."""
     with _record_lock(dataset_dir):
-        record = _read(dataset_dir)
+        record = read_record(dataset_dir)
         record["runs"] = [entry for entry in record["runs"] if entry.get("run_id") != run["run_id"]] + [run]
         record["counts"] = count_records(dataset_dir)
         record["versions"] = package_versions()

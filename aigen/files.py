@@ -1,17 +1,11 @@
-"""The dataset dir's JSON records: per-shard manifest and failure files, merged on read, safe to append."""
+"""Files that a kill cannot leave half-written: atomic replacement, and JSONL records that are safe to append."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-
-from aigen.seeding import shard_key
-
-MANIFEST = "manifest"
-FAILURES = "failures"
 
 
 def write_atomic(path: Path, data: bytes, tmp_tag: str = "") -> None:
@@ -28,35 +22,6 @@ def write_atomic(path: Path, data: bytes, tmp_tag: str = "") -> None:
         raise
 
 
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` of `count`: the photos whose id hashes to `index` modulo `count`. The hash depends on the id
-    alone, so photos added between array tasks never move an id to another shard. Each shard writes its own
-    record files, so shards never append to a shared file."""
-
-    index: int = 0
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        if self.count < 1 or not 0 <= self.index < self.count:
-            raise ValueError(f"shard.index={self.index} must be in [0, shard.count={self.count})")
-
-    def owns(self, image_id: str) -> bool:
-        return shard_key(image_id) % self.count == self.index
-
-    @property
-    def tag(self) -> str:
-        return "" if self.count == 1 else f".shard{self.index:04d}-of-{self.count:04d}"
-
-    def record_file(self, dataset_dir: Path, kind: str) -> Path:
-        return dataset_dir / f"{kind}{self.tag}.jsonl"
-
-
-def record_files(dataset_dir: Path, kind: str) -> list[Path]:
-    """Every shard's file of one kind (`manifest` or `failures`)."""
-    return sorted(dataset_dir.glob(f"{kind}*.jsonl"))
-
-
 def read_jsonl(path: Path) -> Iterator[dict]:
     """Rows of one JSONL file; a torn last line (a run killed mid-write) is ignored, not fatal."""
     with open(path, encoding="utf-8") as handle:
@@ -64,15 +29,6 @@ def read_jsonl(path: Path) -> Iterator[dict]:
             if not line.endswith("\n"):
                 return
             yield json.loads(line)
-
-
-def read_rows(dataset_dir: Path, kind: str = MANIFEST) -> dict[str, dict]:
-    """All rows of one kind across shards, keyed by id (the last row of an id wins)."""
-    rows: dict[str, dict] = {}
-    for path in record_files(dataset_dir, kind):
-        for row in read_jsonl(path):
-            rows[row["id"]] = row
-    return rows
 
 
 def last_row_per_id(path: Path) -> dict[str, dict]:

@@ -8,42 +8,17 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from PIL import Image
-
+from aigen.dataset.layout import AI, FAILURES, MANIFEST, ORIGINAL, Shard, done_rows, pair_on_disk, pair_paths
 from aigen.errors import UserError
-from aigen.preprocess import JpegSettings
-from aigen.records import (
-    FAILURES,
-    MANIFEST,
-    JsonlAppender,
-    Shard,
-    compact,
-    read_rows,
-    repair_torn_tail,
-    write_atomic,
-)
+from aigen.files import JsonlAppender, compact, repair_torn_tail, write_atomic
 from aigen.sources import SourceItem
 from aigen.workers import lower_priority
 
-ORIGINAL, AI = "original", "ai"
-
-
-def pair_paths(dataset_dir: Path, image_id: str) -> tuple[Path, Path]:
-    return (dataset_dir / ORIGINAL / f"{image_id}.jpg", dataset_dir / AI / f"{image_id}.jpg")
-
-
-def pair_on_disk(dataset_dir: Path, image_id: str) -> bool:
-    return all(path.exists() for path in pair_paths(dataset_dir, image_id))
-
-
-def done_rows(dataset_dir: Path) -> dict[str, dict]:
-    """Manifest rows (any shard) whose two files are still there; nothing when the dir does not exist yet."""
-    if not dataset_dir.is_dir():
-        return {}
-    return {key: row for key, row in read_rows(dataset_dir, MANIFEST).items() if pair_on_disk(dataset_dir, key)}
+REPLACING = ".replacing"  # `original/.<id>.replacing<shard tag>`: a pair of this id is being replaced
 
 
 class DirLock:
@@ -84,8 +59,9 @@ class DirLock:
 class PairWriter:
     """Owns one shard's files in a dataset dir: `original/<id>.jpg`, `ai/<id>.jpg`, manifest and failures.
 
-    Pairs are encoded and written (with their fsyncs) in order on one background thread, so that disk waits
-    overlap generation; at most MAX_PENDING pairs wait, and a write error surfaces at the next call or `flush`.
+    It writes bytes that the pair processing (aigen.pairing) made: pairs are written (with their fsyncs) in order
+    on one background thread, so that disk waits overlap generation; at most MAX_PENDING pairs wait, and a write
+    error surfaces at the next call or `flush`.
 
     The shard's record files are compacted when it opens (after a killed run) and when it closes cleanly: the
     manifest keeps one row per pair on disk (the latest), the failures file one row per photo that has no pair
@@ -94,12 +70,11 @@ class PairWriter:
 
     MAX_PENDING = 32
 
-    def __init__(self, dataset_dir: Path, shard: Shard, jpeg: JpegSettings, source_ids: set[str] | None = None) -> None:
+    def __init__(self, dataset_dir: Path, shard: Shard, source_ids: set[str] | None = None) -> None:
         self.dataset_dir = dataset_dir
         self.shard = shard
-        self.jpeg = jpeg
         self.source_ids = source_ids
-        self._lock = DirLock(dataset_dir / f".lock{shard.tag}", what=f"{dataset_dir} (shard {shard.index})")
+        self._lock = DirLock(shard.lock_file(dataset_dir), what=f"{dataset_dir} (shard {shard.index})")
         self._manifest: JsonlAppender | None = None
         self._failures: JsonlAppender | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer", initializer=lower_priority)
@@ -154,17 +129,27 @@ class PairWriter:
         )
 
     def _remove_own_temporaries(self) -> None:
-        """Temporaries of a killed run of this shard; other shards' temporaries may be in use and stay."""
+        """Temporaries of a killed run of this shard; other shards' temporaries may be in use and stay. A pair
+        whose replacement was cut short loses both files, so that its old row (dropped by the compaction that
+        follows) never describes a mix of the old and the new pair."""
+        for marker in (self.dataset_dir / ORIGINAL).glob(f".*{REPLACING}{self.shard.tag}"):
+            for path in pair_paths(self.dataset_dir, marker.name[1 : -len(REPLACING + self.shard.tag)]):
+                path.unlink(missing_ok=True)
+            marker.unlink()
         for folder in (ORIGINAL, AI):
             for tmp in (self.dataset_dir / folder).glob(f".*{self.shard.tag}.tmp"):
                 tmp.unlink(missing_ok=True)
 
-    def write_pair(self, row: dict, original_jpeg: bytes, ai: Image.Image) -> None:
-        """Queue a pair (the original already encoded with `self.jpeg`) for the writer thread; raises the error
-        of an earlier write that failed."""
+    def _replacing_marker(self, image_id: str) -> Path:
+        return self.dataset_dir / ORIGINAL / f".{image_id}{REPLACING}{self.shard.tag}"
+
+    def write_pair(self, row: dict, original_jpeg: bytes, encode_ai: Callable[[], bytes]) -> None:
+        """Queue a pair for the writer thread: the original's JPEG bytes, and the call that makes the AI half's
+        (run on the writer thread, so that encoding overlaps generation too). Raises the error of an earlier
+        write that failed."""
         while self._pending and self._pending[0].done():
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._write_pair_now, row, original_jpeg, ai))
+        self._pending.append(self._pool.submit(self._write_pair_now, row, original_jpeg, encode_ai))
         while len(self._pending) > self.MAX_PENDING:
             self._pending.popleft().result()
 
@@ -173,12 +158,23 @@ class PairWriter:
         while self._pending:
             self._pending.popleft().result()
 
-    def _write_pair_now(self, row: dict, original_jpeg: bytes, ai: Image.Image) -> None:
-        """Both images renamed into place first, then the manifest row: a row always means a whole pair."""
+    def _write_pair_now(self, row: dict, original_jpeg: bytes, encode_ai: Callable[[], bytes]) -> None:
+        """Both images renamed into place first, then the manifest row: a row always means a whole pair.
+
+        A pair that replaces an older one (its photo changed) is marked while it changes, and its old AI image goes
+        first: a kill at any point leaves the old row without a whole pair (dropped when the shard next opens) or
+        beside the new pair under the marker (removed then), never a new original beside an old AI image."""
         original_path, ai_path = pair_paths(self.dataset_dir, row["id"])
+        ai_jpeg = encode_ai()
+        marker = self._replacing_marker(row["id"]) if pair_on_disk(self.dataset_dir, row["id"]) else None
+        if marker:
+            marker.touch()
+            ai_path.unlink()
         write_atomic(original_path, original_jpeg, self.shard.tag)
-        write_atomic(ai_path, self.jpeg.encode(ai), self.shard.tag)
+        write_atomic(ai_path, ai_jpeg, self.shard.tag)
         self._manifest.append({**row, ORIGINAL: f"{ORIGINAL}/{original_path.name}", AI: f"{AI}/{ai_path.name}"})
+        if marker:
+            marker.unlink()
 
     def record_failure(self, item: SourceItem, stage: str, reason: str) -> None:
         """Record why a photo has no pair. A photo only fails when it was to be (re)made, so a pair still on disk

@@ -1,0 +1,5 @@
+import sys
+
+from aigen.audit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""What a dataset dir is: its file names, its shards, and reading it back (recognised by its dataset.json).
+
+DIR/dataset.json                 which config made it (fingerprint), its runs, merged totals (record.py)
+DIR/original/<id>.jpg            the real half of a pair
+DIR/ai/<id>.jpg                  the generated half
+DIR/manifest[.shardI-of-N].jsonl one row per pair on disk, per shard
+DIR/failures[.shardI-of-N].jsonl one row per photo without a pair, with its latest reason
+DIR/.lock[.shardI-of-N]          the writer's lock of a shard (writer.py)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from aigen.errors import UserError
+from aigen.files import read_jsonl
+from aigen.seeding import shard_key
+
+ORIGINAL, AI = "original", "ai"
+HALVES = (ORIGINAL, AI)
+MANIFEST = "manifest"
+FAILURES = "failures"
+DATASET_JSON = "dataset.json"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the photos whose id hashes to `index` modulo `count`. The hash depends on the id
+    alone, so photos added between array tasks never move an id to another shard. Each shard writes its own
+    record files, so shards never append to a shared file."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"shard.index={self.index} must be in [0, shard.count={self.count})")
+
+    def owns(self, image_id: str) -> bool:
+        return shard_key(image_id) % self.count == self.index
+
+    @property
+    def tag(self) -> str:
+        return "" if self.count == 1 else f".shard{self.index:04d}-of-{self.count:04d}"
+
+    def record_file(self, dataset_dir: Path, kind: str) -> Path:
+        return dataset_dir / f"{kind}{self.tag}.jsonl"
+
+    def lock_file(self, dataset_dir: Path) -> Path:
+        return dataset_dir / f".lock{self.tag}"
+
+
+def record_files(dataset_dir: Path, kind: str) -> list[Path]:
+    """Every shard's file of one kind (`manifest` or `failures`)."""
+    return sorted(dataset_dir.glob(f"{kind}*.jsonl"))
+
+
+def read_rows(dataset_dir: Path, kind: str = MANIFEST) -> dict[str, dict]:
+    """All rows of one kind across shards, keyed by id (the last row of an id wins)."""
+    rows: dict[str, dict] = {}
+    for path in record_files(dataset_dir, kind):
+        for row in read_jsonl(path):
+            rows[row["id"]] = row
+    return rows
+
+
+def pair_paths(dataset_dir: Path, image_id: str) -> tuple[Path, Path]:
+    return (dataset_dir / ORIGINAL / f"{image_id}.jpg", dataset_dir / AI / f"{image_id}.jpg")
+
+
+def pair_on_disk(dataset_dir: Path, image_id: str) -> bool:
+    return all(path.exists() for path in pair_paths(dataset_dir, image_id))
+
+
+def done_rows(dataset_dir: Path) -> dict[str, dict]:
+    """Manifest rows (any shard) whose two files are still there; nothing when the dir does not exist yet."""
+    if not dataset_dir.is_dir():
+        return {}
+    return {key: row for key, row in read_rows(dataset_dir, MANIFEST).items() if pair_on_disk(dataset_dir, key)}
+
+
+def is_dataset_dir(path: Path) -> bool:
+    """A dataset dir is recognised by its dataset.json."""
+    return (path / DATASET_JSON).is_file()
+
+
+def read_record(dataset_dir: Path) -> dict | None:
+    """The dir's dataset.json, or None when there is none."""
+    path = dataset_dir / DATASET_JSON
+    return json.loads(path.read_text(encoding="utf-8")) if is_dataset_dir(dataset_dir) else None
+
+
+@dataclass(frozen=True)
+class DatasetDir:
+    """One dataset dir as the tools read it: its dataset.json and its manifest rows by id."""
+
+    path: Path
+    record: dict
+    rows: dict[str, dict]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def image_path(self, image_id: str, half: str) -> Path:
+        return self.path / self.rows[image_id][half]
+
+
+def open_dataset(path: Path, need_pairs: bool = True) -> DatasetDir:
+    """Recognise and read a dataset dir (by its dataset.json), or say in one line why it is not one."""
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory")
+    record = read_record(path)
+    if record is None:
+        raise UserError(f"{path} is not an aigen dataset dir (no {DATASET_JSON})")
+    rows = read_rows(path, MANIFEST)
+    if need_pairs and not rows:
+        raise UserError(f"{path} has no pairs in its manifest yet")
+    return DatasetDir(path.resolve(), record, rows)

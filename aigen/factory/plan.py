@@ -1,0 +1,118 @@
+"""Stage 1, the plan: the config becomes objects, a dataset dir, the photos to do and what they cost.
+
+It only reads: settings are checked, the dataset dir's config is compared, photos are selected and hashed, and the
+generator prints its plan (a paid one refuses a budget it would exceed), all before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from aigen import identity
+from aigen.dataset import Shard, done_rows
+from aigen.dataset.record import check_record
+from aigen.devices import select_gpu
+from aigen.errors import UserError
+from aigen.generators.base import Generator
+from aigen.pairing import PairProcessor
+from aigen.preprocess import ImageLoader
+from aigen.selection import pending, sample
+from aigen.settings import check_settings
+from aigen.sources import FolderSource, SourceItem, with_hashes
+from aigen.tracking import WandbTracker
+
+log = logging.getLogger(__name__)
+
+
+def build(node: DictConfig):
+    """`instantiate`, except that a UserError raised by a constructor stays a one-line error."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        raise
+
+
+def selection_key(items: list[SourceItem]) -> str:
+    """Which photos a round of runs selected (over all shards): a shard that finished another selection is not
+    done with this one."""
+    return hashlib.sha256("\n".join(sorted(item.id for item in items)).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Plan:
+    """Everything a run needs, decided before it writes anything."""
+
+    shard: Shard
+    source: FolderSource
+    generator: Generator
+    loader: ImageLoader
+    processor: PairProcessor
+    content: dict  # what decides the bytes (fingerprinted in dataset.json)
+    batch_size: int
+    tracker: WandbTracker | None
+    dataset_dir: Path
+    source_ids: set[str]  # this shard's photos still in the source (failures of others are dropped)
+    items: list[SourceItem]  # this shard's part of the selection, with source hashes
+    todo: list[SourceItem]  # those without a pair of the same photo yet
+    selection: str  # selection_key of the whole selection
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(getattr(self.generator, "dry_run", False))
+
+
+def make_plan(cfg: DictConfig, source: FolderSource | None = None, generator: Generator | None = None) -> Plan:
+    """The plan of one run of `cfg`; `source` and `generator` objects, when given, replace their config nodes."""
+    # 1. Check every setting and build the stages; refuse a dataset dir made by another config (read-only).
+    shard = check_settings(cfg)
+    source = source or build(cfg.source)
+    generator = generator or build(cfg.generator)
+    loader: ImageLoader = build(cfg.loader)
+    processor = PairProcessor(build(cfg.pairing), build(cfg.jpeg), cfg.size, generator.gen_size)
+    content = identity.content_config(cfg, source, generator)
+    select_gpu(shard)  # before batch_size=auto reads the free memory of "the" GPU
+    batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size
+    tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
+    dataset_dir = identity.dataset_dir(cfg, source, generator)
+    cfg.dataset_dir = str(dataset_dir)  # recorded as it was resolved
+    check_record(dataset_dir, content, shard.count)
+    log.info("source %s, generator %s", type(source).__name__, type(generator).__name__)
+
+    # 2. Choose the photos (a seeded sample, this shard's part) and see which pairs are done, by source content.
+    everything = source.items()
+    if source.ignored:
+        print(source.ignored_line())
+    selection = sample(everything, cfg.limit, cfg.sample_seed)
+    # A paid generator's budget covers the whole dataset, so then every shard hashes the whole selection.
+    budget_over_all = generator.paid and shard.count > 1
+    hashed = with_hashes(selection if budget_over_all else [i for i in selection if shard.owns(i.id)], cfg.workers)
+    items = [item for item in hashed if shard.owns(item.id)]
+    done = done_rows(dataset_dir)
+    todo = pending(items, done)
+    whole = len(pending(hashed, done)) if budget_over_all or shard.count == 1 else None
+    print(f"{len(items)} photos selected, {len(items) - len(todo)} already done, {len(todo)} to generate")
+    print(generator.plan(len(todo), whole))
+    return Plan(
+        shard=shard,
+        source=source,
+        generator=generator,
+        loader=loader,
+        processor=processor,
+        content=content,
+        batch_size=batch_size,
+        tracker=tracker,
+        dataset_dir=dataset_dir,
+        source_ids={item.id for item in everything if shard.owns(item.id)},
+        items=items,
+        todo=todo,
+        selection=selection_key(selection),
+    )

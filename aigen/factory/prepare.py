@@ -1,0 +1,81 @@
+"""Decoding photos ahead of the generator: each becomes its generator input and its original half, on worker
+threads, a few batches ahead, so that the generator never waits for I/O."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from aigen.errors import SkipImage
+from aigen.generators.base import Generator
+from aigen.pairing import JpegHistory, PairProcessor
+from aigen.preprocess import ImageLoader
+from aigen.sources import SourceItem
+from aigen.workers import lower_priority
+
+
+@dataclass
+class Prepared:
+    """A source photo ready for a generator: the square original, already encoded, the generator's input, and
+    the source's JPEG history when the AI half is to be given it."""
+
+    item: SourceItem
+    original_jpeg: bytes = b""
+    model_input: object = None
+    history: JpegHistory | None = None
+    skip: SkipImage | None = None
+
+
+def batches(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Preparer:
+    """Decodes and crops photos on worker threads; the original half takes the path the pair processing chooses
+    (aigen.pairing) and is JPEG-encoded here too."""
+
+    def __init__(
+        self,
+        loader: ImageLoader,
+        generator: Generator,
+        processor: PairProcessor,
+        workers: int,
+        batches_ahead: int = 2,
+    ) -> None:
+        self.loader = loader
+        self.generator = generator
+        self.processor = processor
+        # Decode just large enough for every use, unless the generator needs the full resolution (None) or the
+        # source's JPEG history is read (its block grid is counted in full-resolution pixels).
+        needs_full = generator.input_side is None or processor.reads_history
+        self.decode_side = None if needs_full else max(processor.size, generator.input_side, generator.gen_size)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare", initializer=lower_priority)
+        self.batches_ahead = batches_ahead
+
+    def prepare(self, item: SourceItem) -> Prepared:
+        try:
+            photo = self.loader(item.path, self.decode_side)
+            model_input = self.generator.prepare(photo.condition_square())
+        except SkipImage as skip:
+            return Prepared(item, skip=skip)
+        return Prepared(
+            item,
+            original_jpeg=self.processor.original_jpeg(photo),
+            model_input=model_input,
+            history=self.processor.history(item.path, photo),
+        )
+
+    def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:
+        pending: deque[list[Future]] = deque()
+        for batch in batches(items, batch_size):
+            pending.append([self.pool.submit(self.prepare, item) for item in batch])
+            if len(pending) > self.batches_ahead:
+                yield [future.result() for future in pending.popleft()]
+        while pending:
+            yield [future.result() for future in pending.popleft()]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)

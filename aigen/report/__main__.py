@@ -1,0 +1,5 @@
+import sys
+
+from aigen.report.cli import main
+
+sys.exit(main())
