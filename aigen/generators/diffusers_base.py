@@ -10,6 +10,7 @@ pixels (`settings`, `dir_tags`) and one pipeline call (`run`). `sd`, `vae`, `img
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 from collections.abc import Callable
@@ -41,6 +42,14 @@ CUDA_RESERVE_BYTES = 1 * GIB  # CUDA context, cuDNN/cuBLAS workspaces, the alloc
 MEMORY_HEADROOM = 0.85  # use at most this share of what is free after the weights and the reserve
 MIN_GIB_PER_IMAGE = 0.02  # an image's own pixels and latents, when its model's activations are not per image
 
+# Big models on one GPU. offload: diffusers' CPU offload (accelerate hooks), `model` moves one whole component to
+# the GPU while it runs, `sequential` one submodule at a time (least memory, slowest). quantize: the denoiser's
+# weights as 8-bit numbers (torchao, weight-only), half the memory of 16-bit weights; other pixels.
+OFFLOADS = ("none", "model", "sequential")
+QUANTIZATIONS = ("none", "fp8", "int8")
+DENOISERS = ("transformer", "unet")  # what quantize shrinks: the pipeline component with most of the weights
+SEQUENTIAL_RESIDENT_GIB = 0.5  # offload=sequential: the largest submodule on the GPU at a time (an estimate)
+
 
 def resolve_dtype(dtype: str, device: torch.device, cuda_default: torch.dtype = torch.float16) -> torch.dtype:
     """fp16 on CUDA (the models' published precision), fp32 elsewhere (CPU half precision is slow)."""
@@ -49,6 +58,14 @@ def resolve_dtype(dtype: str, device: torch.device, cuda_default: torch.dtype = 
     if dtype not in DTYPES:
         raise UserError(f"generator.dtype={dtype!r} is not one of auto, {', '.join(DTYPES)}")
     return DTYPES[dtype]
+
+
+def check_prior_model(prior_model: object, prior_revision: object, tiny: str | None) -> None:
+    """A second repository a generator loads (Kandinsky's and Redux's priors): a hub id, or a folder that exists."""
+    text("generator.prior_model", prior_model)
+    text("generator.prior_revision", prior_revision, optional=True)
+    if tiny is None and pretrained.is_local_path(prior_model) and not os.path.isdir(os.path.expanduser(prior_model)):
+        raise UserError(f"generator.prior_model={prior_model!r}: folder does not exist")
 
 
 def short_hash(*texts: str | None) -> str:
@@ -67,6 +84,29 @@ def free_cuda_bytes(device: torch.device) -> int:
     """Free memory on a CUDA device, in bytes (the one place that asks the driver, so tests can fake it)."""
     free, _total = torch.cuda.mem_get_info(device)
     return int(free)
+
+
+def too_big_for_the_gpu(name: str, weight_bytes: float, free_bytes: int, offload: str, quantize: str) -> str | None:
+    """The one-line refusal when the weights a generator keeps on the GPU (estimated, with its offload and
+    quantize) and the CUDA reserve exceed the free memory; None when they fit."""
+    if weight_bytes + CUDA_RESERVE_BYTES <= free_bytes:
+        return None
+    return (
+        f"{name} needs about {weight_bytes / GIB:.1f} GiB of GPU memory for its weights (an estimate, with "
+        f"generator.offload={offload} generator.quantize={quantize}) but the GPU has {free_bytes / GIB:.1f} GiB "
+        "free: set generator.offload=model (or sequential) and/or generator.quantize=int8 (or fp8)"
+    )
+
+
+def torchao_config(quantize: str) -> diffusers.TorchAoConfig:
+    """diffusers' torchao config for weight-only 8-bit weights (int8, or fp8 for GPUs with fp8 units)."""
+    from torchao.quantization import Float8WeightOnlyConfig, Int8WeightOnlyConfig
+
+    return diffusers.TorchAoConfig({"int8": Int8WeightOnlyConfig, "fp8": Float8WeightOnlyConfig}[quantize]())
+
+
+def torchao_installed() -> bool:
+    return importlib.util.find_spec("torchao") is not None
 
 
 def auto_batch_size(free_bytes: int, weight_bytes: float, bytes_per_image: float) -> int:
@@ -144,6 +184,10 @@ class DiffusersGenerator(Generator):
     weight_gib: float
     denoise_gib_per_image: float
     decode_gib_per_image: float
+    # The weights by component (16-bit GiB, summing to weight_gib) where a generator states them: then quantize
+    # shrinks the denoiser's share and offload=model keeps only the largest component on the GPU. Without them
+    # the estimates stay at weight_gib (safe: too large, never too small).
+    components_gib: dict[str, float] | None = None
 
     def __init__(
         self,
@@ -163,6 +207,9 @@ class DiffusersGenerator(Generator):
         vae_tiling: bool = False,
         tiny: str | None = None,
         cache_dir: str | None = None,
+        license: str | None = None,
+        offload: str = "none",
+        quantize: str = "none",
     ) -> None:
         multiple_of_8("generator.gen_size", gen_size)
         if input_side is not None:
@@ -201,6 +248,7 @@ class DiffusersGenerator(Generator):
             )
         device_object = resolve_device(device)  # a bad device or dtype is one line now, not after loading
         resolve_dtype(dtype, device_object, self.auto_cuda_dtype)
+        self.check_big_model_options(offload, quantize, device_object)
         self.name = name
         self.model = model
         self.revision = revision
@@ -217,8 +265,28 @@ class DiffusersGenerator(Generator):
         self.vae_tiling = vae_tiling
         self.tiny = tiny
         self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else None
+        self.license = license  # the weights' licence, for the dataset card (not a pixel setting)
+        self.offload = offload
+        self.quantize = quantize
         self._pipe = None
         self._scheduler_class: str | None = None
+
+    def check_big_model_options(self, offload: str, quantize: str, device: torch.device) -> None:
+        """offload and quantize: known values, a whole pipeline, a GPU to offload to, torchao to quantize with."""
+        if offload not in OFFLOADS:
+            raise UserError(f"generator.offload={offload!r} is not one of {', '.join(OFFLOADS)}")
+        if quantize not in QUANTIZATIONS:
+            raise UserError(f"generator.quantize={quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
+        for option, value in (("offload", offload), ("quantize", quantize)):
+            if value != "none" and self.kind != "pipeline":
+                raise UserError(f"generator.{option}={value}: applies to a whole pipeline, not to one component")
+        if offload != "none" and device.type == "cpu":
+            raise UserError(
+                f"generator.offload={offload} moves weights between the CPU and a GPU, but generator.device is the "
+                "CPU: set generator.offload=none"
+            )
+        if quantize != "none" and not torchao_installed():
+            raise UserError(f"generator.quantize={quantize} needs torchao: pip install 'aigen[quantize]' (or torchao)")
 
     # -- what decides the pixels
 
@@ -242,12 +310,28 @@ class DiffusersGenerator(Generator):
             described["scheduler"] = self.scheduler  # null: the model's own (each row names its class)
         if self.vae_tiling:  # tiles are blended: other pixels (slicing only splits the batch)
             described["vae_tiling"] = True
-        return described
+        return described | self.big_model_options()
+
+    def big_model_options(self) -> dict:
+        """offload and quantize where used: fingerprinted then (a dataset made before they existed keeps its
+        fingerprint); every row names both (`generate`)."""
+        return {
+            option: value
+            for option, value in (("offload", self.offload), ("quantize", self.quantize))
+            if value != "none"
+        }
+
+    def big_model_tags(self) -> list[str]:
+        """Dir-name tags for offload and quantize where used (`quantize_int8`): their datasets get their own
+        default dir instead of meeting another fingerprint in the plain one."""
+        return [f"{option}_{value}" for option, value in self.big_model_options().items()]
 
     def plan(self, count: int, whole: int | None = None) -> str:
         device = resolve_device(self.device)
+        big = "".join(f", {option}={value}" for option, value in self.big_model_options().items())
         return (
-            f"{self.name}: {count} images with {self.model} ({self.weights} weights), {self.plan_detail()}, on {device}"
+            f"{self.name}: {count} images with {self.model} ({self.weights} weights), {self.plan_detail()}, on "
+            f"{device}{big}"
         )
 
     def plan_detail(self) -> str:
@@ -255,13 +339,28 @@ class DiffusersGenerator(Generator):
 
     # -- batch_size=auto
 
+    def resident_weight_gib(self, width: float) -> float:
+        """The weights kept on the GPU at once, in GiB, at `width` times 16 bits: all of them; with quantize the
+        denoiser's at 8 bits; with offload=model only the largest component; with offload=sequential about one
+        submodule."""
+        if self.offload == "sequential":
+            return SEQUENTIAL_RESIDENT_GIB
+        components = dict(self.components_gib or {"pipeline": self.weight_gib})
+        sizes = {name: gib * width for name, gib in components.items()}
+        if self.quantize != "none":
+            for name in DENOISERS:
+                if name in sizes:
+                    sizes[name] = components[name] / 2  # 8-bit weights
+        return max(sizes.values()) if self.offload == "model" else sum(sizes.values())
+
     def memory_estimate(self, dtype: torch.dtype) -> tuple[float, float]:
-        """(weight bytes, bytes per image of a batch) at this gen_size and dtype, from the class's estimates."""
+        """(weight bytes, bytes per image of a batch) at this gen_size and dtype, from the class's estimates, with
+        offload and quantize."""
         scale = (self.gen_size / 512) ** 2
         width = torch.finfo(dtype).bits / 16  # the estimates are for 16-bit weights and activations
         decode = 0.0 if self.vae_slicing or self.vae_tiling else self.decode_gib_per_image
         per_image = max(self.denoise_gib_per_image + decode, MIN_GIB_PER_IMAGE) * scale * width * GIB
-        fixed = self.weight_gib * width * GIB
+        fixed = self.resident_weight_gib(width) * GIB
         if self.vae_slicing or self.vae_tiling:
             fixed += self.decode_gib_per_image * scale * width * GIB  # one image at a time
         return fixed, per_image
@@ -275,6 +374,11 @@ class DiffusersGenerator(Generator):
         dtype = resolve_dtype(self.dtype, device, self.auto_cuda_dtype)
         fixed, per_image = self.memory_estimate(dtype)
         return auto_batch_size(free_cuda_bytes(device), fixed, per_image)
+
+    def check_fits(self, weight_bytes: float, free_bytes: int) -> None:
+        message = too_big_for_the_gpu(self.name, weight_bytes, free_bytes, self.offload, self.quantize)
+        if message:
+            raise UserError(message)
 
     # -- loading
 
@@ -304,9 +408,16 @@ class DiffusersGenerator(Generator):
             config = diffusers.DiffusionPipeline.load_config(location, revision=self.revision)
         except (OSError, ValueError) as error:
             raise UserError(self.load_error(error, location, self.revision)) from None
+        kwargs = {}
         if "safety_checker" in config:
-            return {"safety_checker": None, "requires_safety_checker": False}
-        return {}
+            kwargs |= {"safety_checker": None, "requires_safety_checker": False}
+        if self.quantize != "none":
+            denoiser = next((name for name in DENOISERS if name in config), None)
+            if denoiser is None:
+                raise UserError(f"generator.quantize={self.quantize}: {location} has no transformer or unet")
+            mapping = {denoiser: torchao_config(self.quantize)}
+            kwargs["quantization_config"] = diffusers.PipelineQuantizationConfig(quant_mapping=mapping)
+        return kwargs
 
     def load_model(self, location: str, dtype: torch.dtype):
         """The loaded pipeline (or model); the default loads `self.pipeline_class` as a whole pipeline."""
@@ -318,6 +429,8 @@ class DiffusersGenerator(Generator):
     def load(self) -> None:
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device, self.auto_cuda_dtype)
+        if device.type == "cuda" and not self.tiny:  # too big for the GPU: stop before loading, naming the options
+            self.check_fits(self.memory_estimate(dtype)[0], free_cuda_bytes(device))
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()  # e.g. "CLIPImageProcessor requires torchvision"
         transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars
@@ -340,11 +453,21 @@ class DiffusersGenerator(Generator):
                 autoencoder.enable_slicing()
             if self.vae_tiling:
                 autoencoder.enable_tiling()
-        self._pipe = pipe.to(device)
+        self._pipe = self.place(pipe, device)
         if self.compile:
             # CUDA graphs remove the per-step launch overhead; compiling takes about a minute, once per shape.
             for module in self.compiled_modules(self._pipe):
                 compile_module(module, device)
+
+    def place(self, pipe, device: torch.device):
+        """The pipeline on `device`, or behind diffusers' CPU offload hooks that move its weights there in turn."""
+        if self.offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+            return pipe
+        if self.offload == "sequential":
+            pipe.enable_sequential_cpu_offload(device=device)
+            return pipe
+        return pipe.to(device)
 
     def check_loaded(self, pipe) -> None:
         """Refuse a loaded model this generator cannot use as configured (one line, before any work)."""
@@ -371,7 +494,8 @@ class DiffusersGenerator(Generator):
 
     def torch_generators(self, seeds: list[int]) -> list[torch.Generator]:
         """One generator per image, seeded with that image's own seed: an image never depends on its batch."""
-        return [torch.Generator(device=self._pipe.device).manual_seed(seed) for seed in seeds]
+        device = getattr(self._pipe, "_execution_device", self._pipe.device)  # the GPU, also when offloaded
+        return [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
 
     def run(self, inputs: list, generators: list[torch.Generator]) -> list[Image.Image]:
         raise NotImplementedError
@@ -386,6 +510,8 @@ class DiffusersGenerator(Generator):
                     f"{self.gen_size}: choose a gen_size the model supports"
                 )
         info = {"scheduler": self._scheduler_class} if self._scheduler_class else {}
+        if self.kind == "pipeline":
+            info |= {"offload": self.offload, "quantize": self.quantize}
         return [Variation(image, dict(info)) for image in images]
 
 

@@ -62,7 +62,7 @@ class SDImageVariation(DiffusersGenerator):
         return {"steps": self.steps, "guidance_scale": self.guidance_scale}
 
     def dir_tags(self) -> list[str]:
-        return [f"g{self.guidance_scale}"]
+        return [f"g{self.guidance_scale}", *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"{self.steps} steps"

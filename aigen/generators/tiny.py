@@ -297,6 +297,8 @@ def save_sd(folder: Path) -> None:
     build_tiny_pipeline().save_pretrained(folder)
 
 
+from aigen.generators.tiny_flux import TINY_FLUX_MODELS  # noqa: E402 (its builders use the parts above)
+
 # name -> (the folder's name in the cache, its builder). Bump a version when a builder changes its weights.
 TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "sd": ("sd-tiny-random-v1", save_sd),
@@ -305,6 +307,7 @@ TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "inpaint": ("inpaint-tiny-random-v1", build_inpaint),
     "unclip": ("unclip-tiny-random-v1", build_unclip),
     "kandinsky": ("kandinsky-tiny-random-v1", build_kandinsky),
+    **TINY_FLUX_MODELS,
 }
 
 

@@ -13,7 +13,6 @@ semantic (a new image of what the photo shows):
 from __future__ import annotations
 
 import inspect
-import os
 
 import torch
 from diffusers import (
@@ -29,6 +28,7 @@ from aigen.checks import number, text, whole_number
 from aigen.errors import UserError
 from aigen.generators.diffusers_base import (
     DiffusersGenerator,
+    check_prior_model,
     model_tag,
     pixels_to_tensor,
     short_hash,
@@ -197,7 +197,7 @@ class ImageToImage(Prompted):
         return super().settings() | {"strength": self.strength}
 
     def dir_tags(self) -> list[str]:
-        return [model_tag(self.model), f"st{self.strength}", *self.prompt_tags()]
+        return [model_tag(self.model), f"st{self.strength}", *self.prompt_tags(), *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"strength {self.strength} of {self.steps} steps"
@@ -289,7 +289,7 @@ class UnCLIPVariation(Prompted):
         return super().settings() | {"noise_level": self.noise_level}
 
     def dir_tags(self) -> list[str]:
-        return [model_tag(self.model), f"n{self.noise_level}", *self.prompt_tags()]
+        return [model_tag(self.model), f"n{self.noise_level}", *self.prompt_tags(), *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"noise level {self.noise_level}, {self.steps} steps"
@@ -342,11 +342,7 @@ class KandinskyVariation(DiffusersGenerator):
             raise UserError(
                 f"generator.gen_size={gen_size} must be a multiple of 64 for Kandinsky (MoVQ's 8x times its UNet's)"
             )
-        text("generator.prior_model", prior_model)
-        text("generator.prior_revision", prior_revision, optional=True)
-        missing = pretrained.is_local_path(prior_model) and not os.path.isdir(os.path.expanduser(prior_model))
-        if options.get("tiny") is None and missing:
-            raise UserError(f"generator.prior_model={prior_model!r}: folder does not exist")
+        check_prior_model(prior_model, prior_revision, options.get("tiny"))
         super().__init__(model, revision, gen_size, name=name, **options)
         self.prior_model = prior_model
         self.prior_revision = prior_revision
@@ -363,7 +359,7 @@ class KandinskyVariation(DiffusersGenerator):
         }
 
     def dir_tags(self) -> list[str]:
-        return [model_tag(self.model), f"g{self.guidance_scale}"]
+        return [model_tag(self.model), f"g{self.guidance_scale}", *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"image embeddings from {self.prior_model}, {self.steps} steps"
