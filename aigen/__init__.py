@@ -1,7 +1,14 @@
 """aigen: paired datasets of real photos and AI-generated variations, for real-vs-AI image detectors."""
 
+import logging
 import os
 
-# transformers warns on every import that torchvision is missing (the CPU torch here has none) and falls back to
-# Pillow image processors, the same pixels: nothing a user can act on. Its errors still show.
+# Third-party import noise that no user can act on, silenced before any of it is imported (errors still show):
+# - transformers warns that torchvision is missing (the CPU torch here has none) and falls back to Pillow image
+#   processors, the same pixels;
+# - with torchao installed (generator.quantize), importing diffusers or transformers imports it, and it logs that
+#   its CUDA-only kernels do not load on a CPU build of torch, that some torch enums need no registration, and that
+#   serialized torchao tensors cannot be imported (aigen quantizes while loading instead).
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+for _logger in ("torchao", "torch.utils._pytree", "diffusers.quantizers.torchao.torchao_quantizer"):
+    logging.getLogger(_logger).setLevel(logging.ERROR)
