@@ -184,6 +184,7 @@ class DiffusersGenerator(Generator):
         vae_tiling: bool = False,
         tiny: str | None = None,
         cache_dir: str | None = None,
+        license: str | None = None,
     ) -> None:
         multiple_of_8("generator.gen_size", gen_size)
         if input_side is not None:
@@ -238,6 +239,7 @@ class DiffusersGenerator(Generator):
         self.vae_tiling = vae_tiling
         self.tiny = tiny
         self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else None
+        self.license = license  # the weights' licence, for the dataset card (not a pixel setting)
         self._pipe = None
         self._scheduler_class: str | None = None
 

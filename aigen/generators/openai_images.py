@@ -186,9 +186,11 @@ class OpenAIImages(Generator):
         timeout: float = 120.0,
         max_retries: int = 4,
         concurrency: int = 4,
+        license: str | None = None,
     ) -> None:
         self.name = name
         self.model = model
+        self.license = license
         self.api_size = str(api_size)
         self.prices = plain(prices) or {}
         self.price = price
