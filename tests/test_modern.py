@@ -4,7 +4,10 @@ folder, their one-line errors, the licences the configs state and the card lists
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -241,3 +244,60 @@ def test_zoo_2026_tiny_shares_ids_and_originals(tmp_path):
     assert all(other == ids[0] for other in ids[1:])
     for d in dirs:
         assert {row["alignment"] for row in manifest_rows(d)} <= {"pixel", "semantic"}, d.name
+
+
+# ------------------------------------------------------------------ 5. the check for a lent GPU, on a CPU
+
+
+def test_gpu_check_plans_its_stages_within_eight_minutes(tmp_path):
+    """The plan: the four stages, their limits summing to at most 8 minutes, one file in OUTDIR."""
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    out = tmp_path / "out"
+    result = subprocess.run(["bash", str(script), str(out), "--dry-run"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    tables = (out / "gpu_check.md").read_text()
+    stages = re.findall(r"^## (.+)$", tables, re.M)
+    assert stages == [
+        "gpu-marked tests",
+        "SD image variations: the seed's way, the default, compiled",
+        "zoo at full architecture size",
+        "out of memory on real memory",
+    ]
+    assert "-m pytest -m gpu" in tables and "--compile" in tables and "--oom-only" in tables
+    assert sum(int(limit) for limit in re.findall(r"\(limit (\d+) s\)", tables)) <= 8 * 60
+    wrong = subprocess.run(["bash", str(script), str(out), "--fast"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "unknown option --fast" in wrong.stderr
+
+
+def test_gpu_benchmark_runs_its_zoo_and_out_of_memory_code_on_tiny_twins(capsys):
+    """benchmarks/gpu.py's zoo row and out-of-memory check, through the same code, on tiny twins (CPU)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import gpu  # noqa: PLC0415
+
+    gpu.main(["--tiny", "--zoo-only", "--max-batch", "1", "--only", "sd35", "zimage"])
+    printed = capsys.readouterr().out
+    assert re.search(r"^\| sd35 \| aigen/sd35-tiny-random \| pixel \| 64 \| 4 \| 1 \(auto 2\) \|", printed, re.M)
+    assert re.search(r"^\| zimage \| aigen/zimage-tiny-random \| pixel \|", printed, re.M)
+    gpu.main(["--tiny", "--oom-only", "--oom-batch", "2"])
+    printed = capsys.readouterr().out
+    assert "| 2 | n/a (CPU) | none | 2 | 2 | 0 |" in printed and "NOT EXERCISED" in printed
+    with pytest.raises(SystemExit):
+        gpu.main(["--only", "nope"])
+
+
+def test_full_size_architectures_have_their_published_sizes():
+    """Each full-size architecture benchmarks/gpu.py builds (on the meta device: no memory) has the parameter count
+    its model card or checkpoint states, within 3% (parameters and persistent buffers, as a checkpoint holds)."""
+    from accelerate import init_empty_weights  # noqa: PLC0415
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import gpu  # noqa: PLC0415
+
+    for (name, part), published in gpu.PUBLISHED_MILLIONS.items():
+        with init_empty_weights(include_buffers=False):
+            built = gpu.ZOO[name]()
+        pipe = built[0] if isinstance(built, tuple) else built
+        module = getattr(pipe, part)
+        millions = sum(tensor.numel() for tensor in [*module.parameters(), *module.buffers()]) / 1e6
+        assert abs(millions - published) <= 0.03 * published, (name, part, millions, published)
