@@ -301,3 +301,20 @@ def test_full_size_architectures_have_their_published_sizes():
         module = getattr(pipe, part)
         millions = sum(tensor.numel() for tensor in [*module.parameters(), *module.buffers()]) / 1e6
         assert abs(millions - published) <= 0.03 * published, (name, part, millions, published)
+
+
+def test_sdxl_never_watermarks(saved_models, monkeypatch):
+    """Whether `invisible-watermark` is installed must not change SDXL's pixels: the watermarker is never loaded,
+    even where the package is there (as if it were, here)."""
+    from diffusers.pipelines.stable_diffusion_xl import (  # noqa: PLC0415
+        pipeline_stable_diffusion_xl_img2img,
+        pipeline_stable_diffusion_xl_inpaint,
+    )
+
+    for module in (pipeline_stable_diffusion_xl_img2img, pipeline_stable_diffusion_xl_inpaint):
+        monkeypatch.setattr(module, "is_invisible_watermark_available", lambda: True)
+    for name in ("sdxl", "sdxl_inpaint"):
+        cfg = compose_config(f"generator={name}", f"generator.model={saved_models[name]}", "generator.gen_size=64")
+        generator = build(cfg.generator)
+        generator.load()
+        assert generator._pipe.watermark is None

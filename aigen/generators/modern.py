@@ -71,7 +71,16 @@ class SD3Inpaint(Inpaint):
         super().__init__(model, name=name, gen_size=gen_size, **options)
 
 
-class SDXLImageToImage(ImageToImage):
+class WithoutWatermark:
+    """SDXL's pipelines stamp an invisible watermark on every image when the `invisible-watermark` package happens
+    to be installed: pixels that would depend on the environment, and a mark a detector could learn instead of the
+    generator's traces. Never added."""
+
+    def pipeline_kwargs(self, loader, location: str) -> dict:
+        return super().pipeline_kwargs(loader, location) | {"add_watermarker": False}
+
+
+class SDXLImageToImage(WithoutWatermark, ImageToImage):
     """`sdxl`: StableDiffusionXLImg2ImgPipeline; the base model, or the refiner (an image-to-image model itself,
     with only the second text encoder and an aesthetic score)."""
 
@@ -86,7 +95,7 @@ class SDXLImageToImage(ImageToImage):
         super().__init__(model, name=name, **options)
 
 
-class SDXLInpaint(Inpaint):
+class SDXLInpaint(WithoutWatermark, Inpaint):
     """`sdxl_inpaint`: StableDiffusionXLInpaintPipeline with an all-zero mask on SDXL's 9-channel inpainting UNet."""
 
     pipeline_class = "StableDiffusionXLInpaintPipeline"
