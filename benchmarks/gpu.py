@@ -11,7 +11,13 @@ The zoo table (`--zoo-only` for it alone, `--no-zoo` to skip it): every open gen
 code from the real configs' shapes (random weights, no download), run through the generator class itself at its
 default gen_size, steps and guidance, with batch_size=auto's choice on this GPU: images/s, peak memory, and
 batch_size=auto's estimate of that peak next to it (the estimates in the generator classes are unmeasured until
-this table says otherwise).
+this table says otherwise). The 2025-26 generators (SD 3.5, SDXL and its refiner and inpainting model, Z-Image,
+Qwen-Image-Edit) are built from their published config.json shapes, initialised directly in their dtype on the GPU;
+`--max-batch` caps batch_size=auto's choice for a short run.
+
+The out-of-memory check (`--oom-only`, `--no-oom` to skip it) leaves only `--oom-free-gib` of real GPU memory
+beside full-size SD's weights and asks for a batch far too large: the factory's batch caller must halve the batch
+on each real out-of-memory error and still make every image. benchmarks/gpu_check.sh runs all of it in 8 minutes.
 """
 
 from __future__ import annotations

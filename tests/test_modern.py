@@ -194,6 +194,28 @@ def test_every_generator_config_names_its_licence():
         assert build(compose_config(f"generator={name}").generator).license == license
 
 
+def test_the_card_lists_the_licence_from_the_recorded_config(tmp_path):
+    """The export's card reads each dataset's recorded `config.generator.license` (dataset.json)."""
+    from aigen.export.card import all_terms  # noqa: PLC0415
+    from aigen.export.collect import DatasetDir  # noqa: PLC0415
+
+    def dataset(name: str, model: str, license: str | None) -> DatasetDir:
+        content = {"generator": name, "model": model, "source": {"name": "samples", "identity": "package skimage.data"}}
+        return DatasetDir(tmp_path / name, {"content": content, "config": {"generator": {"license": license}}}, {})
+
+    terms = all_terms(
+        [
+            dataset("zimage", "Tongyi-MAI/Z-Image-Turbo", "apache-2.0"),
+            dataset("sd35", "stabilityai/stable-diffusion-3.5-medium", "stabilityai-ai-community"),
+            dataset("sdxl", "/my/copy/of/sdxl", None),
+        ]
+    )
+    licenses = {part.name: part.license for part in terms}
+    assert licenses["zimage: Tongyi-MAI/Z-Image-Turbo"] == "apache-2.0"
+    assert licenses["sd35: stabilityai/stable-diffusion-3.5-medium"] == "stabilityai-ai-community"
+    assert licenses["sdxl: /my/copy/of/sdxl"] == UNKNOWN
+
+
 def test_the_card_takes_the_configured_licence():
     """The licence the dataset's recorded config states wins over the table; without one, the table, else unknown."""
     content = {"generator": "sdxl", "model": "stabilityai/stable-diffusion-xl-base-1.0"}

@@ -81,8 +81,7 @@ class WithoutWatermark:
 
 
 class SDXLImageToImage(WithoutWatermark, ImageToImage):
-    """`sdxl`: StableDiffusionXLImg2ImgPipeline; the base model, or the refiner (an image-to-image model itself,
-    with only the second text encoder and an aesthetic score)."""
+    """`sdxl`: StableDiffusionXLImg2ImgPipeline on SDXL base (SDEdit at `strength`)."""
 
     pipeline_class = "StableDiffusionXLImg2ImgPipeline"
     # SDXL base: UNet (2.6B) + CLIP-L (123M) + OpenCLIP-bigG (695M) + VAE (84M) in fp16: 6.5 GiB; per image at
@@ -92,6 +91,16 @@ class SDXLImageToImage(WithoutWatermark, ImageToImage):
     decode_gib_per_image = 1.6
 
     def __init__(self, model: str, name: str = "sdxl", **options) -> None:
+        super().__init__(model, name=name, **options)
+
+
+class SDXLRefiner(SDXLImageToImage):
+    """`sdxl_refiner`: the SDXL refiner, an image-to-image model itself (OpenCLIP-bigG only, an aesthetic score)."""
+
+    # UNet (2.3B) + OpenCLIP-bigG (695M) + VAE (84M) in fp16: 5.7 GiB. Estimates.
+    weight_gib = 5.7
+
+    def __init__(self, model: str, name: str = "sdxl_refiner", **options) -> None:
         super().__init__(model, name=name, **options)
 
 

@@ -340,7 +340,7 @@ def build_qwen_edit(folder: Path) -> None:
     vae = AutoencoderKLQwenImage(
         base_dim=4,
         z_dim=16,
-        dim_mult=[1, 1, 1, 1, 1],  # 16x rather than 8x: the pipeline encodes the photo at 1024x1024
+        dim_mult=[1, 2, 4, 8, 8],  # 16x rather than 8x: the pipeline encodes the photo at 1024x1024
         num_res_blocks=1,
         temperal_downsample=[False, True, True, True],
         latents_mean=[0.0] * 16,
