@@ -20,7 +20,7 @@ from transformers import Qwen2Tokenizer, Qwen2VLImageProcessorPil, Qwen2VLProces
 from transformers.processing_utils import ProcessorMixin
 
 from aigen.errors import UserError
-from aigen.generators.diffusers_base import model_tag
+from aigen.generators.diffusers_base import GIB, MIN_GIB_PER_IMAGE, model_tag
 from aigen.generators.zoo import ImageToImage, Inpaint, Prompted
 
 # The transformers (MMDiT/DiT) pipelines pack 2x2 latent patches of an 8x autoencoder: sides in steps of 16.
@@ -179,6 +179,11 @@ class InstructionEdit(Prompted):
 
     def plan_detail(self) -> str:
         return f"instruction edit, {self.steps} steps, one image per call"
+
+    def memory_estimate(self, dtype: torch.dtype) -> tuple[float, float]:
+        """One image at a time: its activations are paid once, whatever the batch; a batch adds only its pixels."""
+        fixed, per_image = super().memory_estimate(dtype)
+        return fixed + per_image, MIN_GIB_PER_IMAGE * GIB
 
     def load_model(self, location: str, dtype: torch.dtype):
         processor = ImageOnlyQwenProcessor(
