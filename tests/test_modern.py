@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import skimage.data
 import torch
@@ -356,3 +357,20 @@ def test_batch_size_auto_counts_one_image_at_a_time_for_qwen_edit(monkeypatch):
     assert qwen.default_batch_size() == diffusers_base.MAX_AUTO_BATCH
     sd35 = build(compose_config("generator=sd35").generator)
     assert sd35.default_batch_size() == int((80 - 15.2 - 1) * 0.85 / 1.3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("twin", list(SETTINGS))
+def test_tiny_twin_on_cuda_in_its_published_dtype(twin):
+    """On a GPU with dtype=auto (bfloat16 for SD 3.5, Z-Image and Qwen; float16 for SDXL): images of the right size,
+    not the black squares NaNs become, and the same bytes for the same seed twice."""
+    cfg = compose_config(f"generator={twin}", "generator.device=cuda")
+    generator = build(cfg.generator)
+    generator.load()
+    photos = [generator.prepare(photo_square())] * 2
+    first = [np.asarray(variation.image) for variation in generator.generate(photos, [1, 2])]
+    again = [np.asarray(variation.image) for variation in generator.generate(photos, [1, 2])]
+    for image, same in zip(first, again, strict=True):
+        assert image.shape == (64, 64, 3) and image.max() > 0
+        assert np.array_equal(image, same)

@@ -385,7 +385,11 @@ def build_qwen_edit(folder: Path) -> None:
         processor=processor,
         transformer=transformer,
     ).save_pretrained(folder)
-    # The repository names the processor's class as the real one does (the generator loads it image-only).
+    # Laid out as Qwen-Image-Edit-2509's `processor` folder (the image processor's own preprocessor_config.json
+    # beside the tokenizer's files), and named in model_index.json by the real class (the generator loads it
+    # image-only).
+    (folder / "processor" / "processor_config.json").unlink()
+    processor.image_processor.save_pretrained(folder / "processor")
     index_path = folder / "model_index.json"
     index = json.loads(index_path.read_text())
     index["processor"] = ["transformers", "Qwen2VLProcessor"]
