@@ -73,7 +73,7 @@ from transformers import (
     T5EncoderModel,
 )
 
-from aigen.generation import BatchGenerator, CircuitBreaker
+from aigen.generation import BatchGenerator, CircuitBreaker, release_memory
 from aigen.generators.base import Variation
 from aigen.generators.diffusers_base import GIB, compile_module, free_cuda_bytes, resolve_dtype
 from aigen.generators.modern import ImageOnlyQwenProcessor
@@ -756,8 +756,7 @@ def zoo_table(args: argparse.Namespace, device: torch.device) -> None:
         rows.append(row + [""] * (len(ZOO_COLUMNS) - len(row)))
         print("zoo row:", " | ".join(map(str, row)), flush=True)  # kept even if a time limit cuts the run
         notes += part_notes
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        release_memory()  # the previous model's tens of GiB, reference cycles included, before the next one
     report(
         f"GPU zoo: {'TINY twins (script check)' if args.tiny else 'full-size architectures, random weights'}, "
         "each generator's defaults",
