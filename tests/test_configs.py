@@ -11,6 +11,7 @@ from conftest import compose_config, run_cli
 
 SOURCES = ["indoor", "samples", "folder"]
 ZOO = ["vae", "img2img", "inpaint", "unclip", "kandinsky"]
+ZOO_2026 = ["sd35", "sdxl", "sdxl_refiner", "sdxl_inpaint", "zimage", "qwen_edit"]  # sd35_inpaint needs a model
 GENERATORS = [
     "sd",
     "sd_tiny",
@@ -21,6 +22,8 @@ GENERATORS = [
     "lossless_twin",
     *ZOO,
     *(f"{name}_tiny" for name in ZOO),
+    *ZOO_2026,
+    *(f"{name}_tiny" for name in [*ZOO_2026, "sd35_inpaint"]),
 ]
 LOGGERS = ["none", "wandb"]
 

@@ -103,7 +103,9 @@ def card_metadata(facts: CardFacts) -> dict:
 def all_terms(dirs: list[DatasetDir]) -> list[Terms]:
     """The photos' and every model's terms, each once."""
     contents = [d.record["content"] for d in dirs]
-    parts = [source_terms(content["source"]) for content in contents] + [model_terms(content) for content in contents]
+    licenses = [d.record.get("config", {}).get("generator", {}).get("license") for d in dirs]
+    parts = [source_terms(content["source"]) for content in contents]
+    parts += [model_terms(content, license) for content, license in zip(contents, licenses, strict=True)]
     return list(dict.fromkeys(parts))
 
 

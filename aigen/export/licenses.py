@@ -97,10 +97,14 @@ def source_terms(source: dict) -> Terms:
     return found or Terms(f"{source.get('name')} ({source.get('identity')})", UNKNOWN, known=False)
 
 
-def model_terms(content: dict) -> Terms:
-    """The terms of the model that made a dataset's AI half, from dataset.json's `content`."""
+def model_terms(content: dict, configured: str | None = None) -> Terms:
+    """The terms of the model that made a dataset's AI half, from dataset.json's `content`; `configured` is the
+    licence its generator config states (`generator.license`), which wins over these tables (kept for the
+    citations and for datasets recorded before configs named their licence)."""
     model, generator = str(content.get("model")), str(content.get("generator"))
     found = MODELS.get(model) or GENERATORS.get(generator)
+    if configured:
+        return Terms(found.name if found else f"{generator}: {model}", configured, found.citation if found else None)
     return found or Terms(f"{generator}: {model}", UNKNOWN, known=False)
 
 

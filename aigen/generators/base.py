@@ -25,6 +25,7 @@ class Generator:
     input_side: int | None = None  # the side of the square photo it needs; None = full resolution
     seeded: bool = True  # whether the per-image seeds decide its pixels (False for APIs that take no seed)
     paid: bool = False  # whether images cost money: `plan` then gets the count for the whole dataset (all shards)
+    license: str | None = None  # the model's licence as its config states it (`generator.license`), for the card
 
     def describe(self) -> dict:
         """The settings that decide the output (model, revision, steps, ...): fingerprinted and recorded per pair.

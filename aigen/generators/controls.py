@@ -42,10 +42,11 @@ class Identity(Generator):
     seeded = False  # the seeds decide nothing
     input_side = None
 
-    def __init__(self, gen_size: int = 512, name: str = "identity") -> None:
+    def __init__(self, gen_size: int = 512, name: str = "identity", license: str | None = None) -> None:
         multiple_of_8("generator.gen_size", gen_size)
         self.name = name
         self.gen_size = gen_size
+        self.license = license
 
     def describe(self) -> dict:
         return {"generator": self.name, "model": "none", "weights": "none", "gen_size": self.gen_size}
@@ -103,9 +104,14 @@ class LosslessTwin(Identity):
     """generator=lossless_twin: the AI half is the source JPEG's lossless twin at `gen_size`."""
 
     def __init__(
-        self, twins: str | None, source_root: str | None, gen_size: int = 512, name: str = "lossless_twin"
+        self,
+        twins: str | None,
+        source_root: str | None,
+        gen_size: int = 512,
+        name: str = "lossless_twin",
+        license: str | None = None,
     ) -> None:
-        super().__init__(gen_size, name)
+        super().__init__(gen_size, name, license)
         if not twins or not source_root:
             raise UserError("generator=lossless_twin needs generator.twins=DIR (the lossless twins) and source.root")
         self.twins_root = Path(to_absolute_path(str(Path(twins).expanduser())))

@@ -102,14 +102,12 @@ class GeminiImage(PaidAPI):
         prompt: str,
         image_size: str | None = DEFAULT_IMAGE_SIZE,
         retry_delay: float = 1.0,
-        license: str | None = None,  # the weights' or outputs' terms, for the dataset card
         **options,
     ) -> None:
         super().__init__(**options)
         self.prompt = str(prompt or "").strip()
         self.image_size = None if image_size is None else str(image_size)
         self.retry_delay = retry_delay
-        self.license = license
         self._client: genai.Client | None = None
         self._refusals = 0
 

@@ -161,9 +161,11 @@ class PaidAPI(Generator):
         timeout: float = 120.0,
         max_retries: int = 4,
         concurrency: int = 4,
+        license: str | None = None,  # the model's or its outputs' terms, for the dataset card
     ) -> None:
         self.name = name
         self.model = model
+        self.license = license
         self.prices = plain(prices) or {}
         self.price = price
         self.max_cost = max_cost

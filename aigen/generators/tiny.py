@@ -147,21 +147,25 @@ def tiny_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=byte_level_vocabulary(), merges=[], model_max_length=TEXT_LENGTH)
 
 
+def tiny_text_config(**overrides) -> CLIPTextConfig:
+    """The tiny CLIP text encoders' config, for the byte-level tokenizer above."""
+    return CLIPTextConfig(
+        vocab_size=len(byte_level_vocabulary()),
+        hidden_size=EMBED,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=TEXT_LENGTH,
+        bos_token_id=512,
+        eos_token_id=513,
+        pad_token_id=513,
+        **overrides,
+    )
+
+
 def tiny_text_encoder() -> CLIPTextModel:
     torch.manual_seed(INIT_SEED)
-    return CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(byte_level_vocabulary()),
-            hidden_size=EMBED,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            max_position_embeddings=TEXT_LENGTH,
-            bos_token_id=512,
-            eos_token_id=513,
-            pad_token_id=513,
-        )
-    )
+    return CLIPTextModel(tiny_text_config())
 
 
 def clip_processor(side: int = CLIP_IMAGE_SIZE) -> CLIPImageProcessor:
@@ -297,6 +301,18 @@ def save_sd(folder: Path) -> None:
     build_tiny_pipeline().save_pretrained(folder)
 
 
+def modern(builder: str) -> Callable[[Path], None]:
+    """A builder of aigen.generators.tiny_modern (the 2025-26 twins), imported when it runs: that module imports
+    this one."""
+
+    def build(folder: Path) -> None:
+        from aigen.generators import tiny_modern
+
+        getattr(tiny_modern, builder)(folder)
+
+    return build
+
+
 from aigen.generators.tiny_flux import TINY_FLUX_MODELS  # noqa: E402 (its builders use the parts above)
 
 # name -> (the folder's name in the cache, its builder). Bump a version when a builder changes its weights.
@@ -308,6 +324,10 @@ TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "unclip": ("unclip-tiny-random-v1", build_unclip),
     "kandinsky": ("kandinsky-tiny-random-v1", build_kandinsky),
     **TINY_FLUX_MODELS,
+    **{
+        name: (f"{name.replace('_', '-')}-tiny-random-v1", modern(f"build_{name}"))
+        for name in ("sd35", "sd35_inpaint", "sdxl", "sdxl_refiner", "sdxl_inpaint", "zimage", "qwen_edit")
+    },
 }
 
 
