@@ -6,7 +6,7 @@ LOCK := constraints.txt
 SYSTEM_PYTHON ?= python3
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock demo test lint clean
+.PHONY: help install lock demo test test-all lint clean
 
 help: ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,8 +32,11 @@ demo: install ## Make a small dataset offline: bundled photos + the tiny random-
 	@echo "The demo's AI images come from RANDOM weights (noise-like). For the real dataset run:"
 	@echo "  ./download_indoor.sh && $(PYTHON) run.py generator=sd size=256"
 
-test: install ## Run the test suite
-	$(PYTHON) -m pytest
+test: install ## Run the test suite (the slow end-to-end cases are left to test-all)
+	$(PYTHON) -m pytest -m "not gpu and not slow"
+
+test-all: install ## Run every test CI runs: the suite and the slow end-to-end cases (not the GPU ones)
+	$(PYTHON) -m pytest -m "not gpu"
 
 lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -67,7 +67,7 @@ def start_wandb(project: str, job_type: str, name: str, run_dir: Path, config: d
         dir=str(run_dir),
         config=redact(config),
         job_type=job_type,
-        settings=wandb.Settings(console="off", save_code=False),
+        settings=wandb.Settings(console="off", save_code=False, quiet=True),  # no run summary on the console
     )
 
 

@@ -73,7 +73,7 @@ from transformers import (
     T5EncoderModel,
 )
 
-from aigen.generation import BatchGenerator, CircuitBreaker, release_memory
+from aigen.factory.generation import BatchGenerator, CircuitBreaker, release_memory
 from aigen.generators.base import Variation
 from aigen.generators.diffusers_base import GIB, compile_module, free_cuda_bytes, resolve_dtype
 from aigen.generators.modern import ImageOnlyQwenProcessor
@@ -830,8 +830,8 @@ def zoo_row(name: str, args: argparse.Namespace, device: torch.device, photo: Im
 def out_of_memory_table(args: argparse.Namespace, device: torch.device) -> None:
     """The out-of-memory path on real memory: full-size SD image variations with only `--oom-free-gib` left free
     beside its weights (the rest held by a ballast tensor) and a batch far too large. The factory's batch caller
-    (aigen.generation.BatchGenerator) must halve the batch on each real CUDA out-of-memory error until it fits, and
-    every image must still come out."""
+    (aigen.factory.generation.BatchGenerator) must halve the batch on each real CUDA out-of-memory error until it
+    fits, and every image must still come out."""
     generator = zoo_generator("sd", device, args.tiny)
     generator.steps = 2  # the memory of a batch does not depend on the number of steps
     if args.tiny:
@@ -878,7 +878,7 @@ def out_of_memory_table(args: argparse.Namespace, device: torch.device) -> None:
             ["batch asked", "GiB left free", "out of memory at", "batch it went on at", "made", "lost", "seconds"],
             rows,
         ),
-        [verdict, "the batch caller is the factory's own (aigen.generation.BatchGenerator)"],
+        [verdict, "the batch caller is the factory's own (aigen.factory.generation.BatchGenerator)"],
         args.append,
     )
 
