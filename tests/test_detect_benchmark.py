@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -207,19 +208,13 @@ def test_matrix_of_three_generators_with_pooled_and_a_rerun_that_recomputes_noth
         (train, test) for train in ("noise", "blur", "shift", "pooled") for test in ("noise", "blur", "shift")
     ]
     rows = read_csv(tmp_path / "matrix.csv")
-    assert len(rows) == 12 and list(rows[0]) == [
-        "train",
-        "eval",
-        "accuracy",
-        "roc_auc",
-        "average_precision",
-        "n",
-        "pairs",
-        "seen",
-    ]
-    assert all(0 <= float(row["accuracy"]) <= 1 for row in rows)
+    assert len(rows) == 12 and list(rows[0]) == list(matrix_module.COLUMNS)
+    assert all(0 <= float(row["accuracy_low"]) <= float(row["accuracy"]) <= float(row["accuracy_high"]) for row in rows)
     markdown = (tmp_path / "matrix.md").read_text()
-    assert markdown.count("| trained on \\ evaluated on | noise | blur | shift |") == 3 and "| pooled |" in markdown
+    assert markdown.count("| trained on \\ evaluated on | noise | blur | shift |") == 4 and "| pooled |" in markdown
+    # n and a 95% interval in every cell, and a warning: these test sets are far below 100 images
+    assert "### images scored, n (real/AI)" in markdown and markdown.startswith("**Warning:** fewer than 100")
+    assert re.search(r"\| noise \| \d\.\d{4} \[\d\.\d{3}, \d\.\d{3}\] \|", markdown)
     with Image.open(tmp_path / "matrix.png") as png:
         assert png.format == "PNG" and png.width > 900
     columns, rows = logged["table/matrix"]

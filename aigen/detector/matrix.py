@@ -21,7 +21,7 @@ from aigen.detector.evaluate import EvalSet, eval_sets, score_sets, unique, uniq
 from aigen.detector.model import load_detector
 from aigen.detector.perturb import CLEAN
 from aigen.detector.plots import draw_heatmap, side_by_side
-from aigen.detector.report import formatted, write_csv
+from aigen.detector.report import SMALL_SAMPLE, formatted, markdown_cell, with_interval, write_csv
 from aigen.detector.runtime import resolve_precision
 from aigen.detector.tracking import tracking
 from aigen.detector.train import check_settings, train
@@ -31,7 +31,8 @@ from aigen.files import write_atomic
 from aigen.tables import markdown_table
 
 METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "average_precision": "average precision"}
-COLUMNS = ("train", "eval", "accuracy", "roc_auc", "average_precision", "n", "pairs", "seen")
+COLUMNS = ("train", "eval", "accuracy", "accuracy_low", "accuracy_high", "roc_auc", "roc_auc_low", "roc_auc_high",
+           "average_precision", "n", "n_real", "n_ai", "pairs", "seen")  # fmt: skip
 POOLED = "pooled"
 
 
@@ -69,13 +70,32 @@ def cell_key(train_dirs: list[Path], eval_set: EvalSet, eval_split: str) -> str:
     return json.dumps([sorted(map(str, train_dirs)), *target, eval_split])
 
 
+def cell_text(cell: dict, metric: str) -> str:
+    """A metric with its 95% interval where it has one (accuracy: Wilson, ROC AUC: bootstrap)."""
+    return with_interval(cell, metric) if f"{metric}_low" in cell else formatted(cell[metric])
+
+
+def cell_note(cell: dict, metric: str) -> str:
+    """What a heatmap cell shows under its value: the interval and the number of images scored."""
+    interval = f"[{cell[f'{metric}_low']:.2f}, {cell[f'{metric}_high']:.2f}] " if f"{metric}_low" in cell else ""
+    return f"{interval}n={cell['n']}"
+
+
 def matrix_markdown(cells: list[dict], rows: list[str], columns: list[str]) -> str:
-    """One grid per metric, rows = trained on, columns = evaluated on."""
+    """One grid per metric, rows = trained on, columns = evaluated on; then the images each cell scored, and a
+    warning where a cell scored fewer than SMALL_SAMPLE."""
     value = {(cell["train"], cell["eval"]): cell for cell in cells}
     parts = []
+    header = ["trained on \\ evaluated on", *columns]
     for metric, title in METRICS.items():
-        grid = [[name, *(formatted(value[name, column][metric]) for column in columns)] for name in rows]
-        parts.append(f"### {title}\n\n" + markdown_table(["trained on \\ evaluated on", *columns], grid) + "\n")
+        grid = [[name, *(cell_text(value[name, column], metric) for column in columns)] for name in rows]
+        parts.append(f"### {title}\n\n" + markdown_table(header, grid) + "\n")
+    grid = [[name, *(markdown_cell(value[name, column], "n") for column in columns)] for name in rows]
+    parts.append("### images scored, n (real/AI)\n\n" + markdown_table(header, grid) + "\n")
+    few = sorted({cell["eval"] for cell in cells if cell["n"] < SMALL_SAMPLE})
+    if few:
+        parts.insert(0, f"**Warning:** fewer than {SMALL_SAMPLE} images scored in {', '.join(few)}: read the "
+                     "intervals, not the point values.\n")  # fmt: skip
     return "\n".join(parts)
 
 
@@ -122,7 +142,13 @@ def matrix(cfg: DictConfig) -> list[dict]:
     (out / "matrix.md").write_text(markdown, encoding="utf-8")
     value = {(cell["train"], cell["eval"]): cell for cell in cells}
     heatmaps = [
-        draw_heatmap([[value[r, c][metric] for c in columns] for r in rows], rows, columns, title)
+        draw_heatmap(
+            [[value[r, c][metric] for c in columns] for r in rows],
+            rows,
+            columns,
+            title,
+            [[cell_note(value[r, c], metric) for c in columns] for r in rows],
+        )
         for metric, title in METRICS.items()
     ]
     side_by_side(heatmaps).save(out / "matrix.png")

@@ -54,9 +54,13 @@ def shade(value: float) -> tuple[int, int, int]:
     return (int(255 - 200 * share), int(255 - 140 * share), 255)
 
 
-def draw_heatmap(values: list[list[float]], rows: list[str], columns: list[str], title: str) -> Image.Image:
-    """Rows = trained on, columns = evaluated on; each cell shows its value (0..1 shading)."""
+def draw_heatmap(
+    values: list[list[float]], rows: list[str], columns: list[str], title: str, notes: list[list[str]] | None = None
+) -> Image.Image:
+    """Rows = trained on, columns = evaluated on; each cell shows its value (0..1 shading) and, under it, its note
+    (the interval and how many images it scored)."""
     cell, font, small = 110, ImageFont.load_default(size=18), ImageFont.load_default(size=14)
+    tiny = ImageFont.load_default(size=11)
     left = 30 + max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(name, font=small)) for name in rows)
     top = 100
     image = Image.new("RGB", (left + cell * len(columns) + 20, top + cell * len(rows) + 20), "white")
@@ -72,9 +76,10 @@ def draw_heatmap(values: list[list[float]], rows: list[str], columns: list[str],
             box = (left + column * cell, top + row * cell, left + (column + 1) * cell, top + (row + 1) * cell)
             draw.rectangle(box, fill=shade(value), outline="gray")
             ink = "white" if not math.isnan(value) and value > 0.5 else "black"
-            centered_text(
-                draw, (box[0] + cell / 2, box[1] + cell / 2), "nan" if math.isnan(value) else f"{value:.3f}", font, ink
-            )
+            text = "nan" if math.isnan(value) else f"{value:.3f}"
+            centered_text(draw, (box[0] + cell / 2, box[1] + cell / 2 - (10 if notes else 0)), text, font, ink)
+            if notes:
+                centered_text(draw, (box[0] + cell / 2, box[1] + cell / 2 + 14), notes[row][column], tiny, ink)
     return image
 
 
