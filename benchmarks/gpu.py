@@ -75,7 +75,8 @@ from transformers import (
 
 from aigen.factory.generation import BatchGenerator, CircuitBreaker, release_memory
 from aigen.generators.base import Variation
-from aigen.generators.diffusers_base import GIB, compile_module, free_cuda_bytes, resolve_dtype
+from aigen.generators.diffusers_base import resolve_dtype
+from aigen.generators.gpu import GIB, compile_module, free_cuda_bytes
 from aigen.generators.modern import ImageOnlyQwenProcessor
 from aigen.generators.sd import SDImageVariation
 from aigen.generators.tiny import (

@@ -18,8 +18,8 @@ from PIL import Image
 from aigen.errors import UserError
 from aigen.factory import build, make_dataset
 from aigen.generators import diffusers_base
-from aigen.generators.diffusers_base import CUDA_RESERVE_BYTES, GIB, MAX_AUTO_BATCH, too_big_for_the_gpu
 from aigen.generators.flux import KEEP_PHOTO
+from aigen.generators.gpu import CUDA_RESERVE_BYTES, GIB, MAX_AUTO_BATCH, too_big_for_the_gpu
 from aigen.generators.tiny import ensure_tiny_model
 from aigen.identity import dataset_dir
 from conftest import compose_config, file_bytes, manifest_rows, run_cli

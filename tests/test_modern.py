@@ -346,14 +346,14 @@ def test_sdxl_never_watermarks(saved_models, monkeypatch):
 def test_batch_size_auto_counts_one_image_at_a_time_for_qwen_edit(monkeypatch):
     """qwen_edit runs one image per pipeline call: a batch adds only its pixels, so auto fits many at once; the
     batched img2img generators pay their activations per image."""
-    from aigen.generators import diffusers_base  # noqa: PLC0415
+    from aigen.generators import diffusers_base, gpu  # noqa: PLC0415
 
     monkeypatch.setattr(diffusers_base, "resolve_device", lambda device: torch.device("cuda"))
-    monkeypatch.setattr(diffusers_base, "free_cuda_bytes", lambda device: 80 * diffusers_base.GIB)
+    monkeypatch.setattr(diffusers_base, "free_cuda_bytes", lambda device: 80 * gpu.GIB)
     qwen = build(compose_config("generator=qwen_edit").generator)
     fixed, per_image = qwen.memory_estimate(torch.bfloat16)
-    assert round(fixed / diffusers_base.GIB, 1) == 53.7 + 2.3 and per_image == 0.02 * diffusers_base.GIB
-    assert qwen.default_batch_size() == diffusers_base.MAX_AUTO_BATCH
+    assert round(fixed / gpu.GIB, 1) == 53.7 + 2.3 and per_image == 0.02 * gpu.GIB
+    assert qwen.default_batch_size() == gpu.MAX_AUTO_BATCH
     sd35 = build(compose_config("generator=sd35").generator)
     assert sd35.default_batch_size() == int((80 - 15.2 - 1) * 0.85 / 1.3)
 

@@ -18,8 +18,8 @@ from PIL import Image
 
 from aigen.errors import UserError
 from aigen.factory import build, make_dataset
-from aigen.generators import diffusers_base
-from aigen.generators.diffusers_base import (
+from aigen.generators import diffusers_base, gpu
+from aigen.generators.gpu import (
     GIB,
     MAX_AUTO_BATCH,
     clone_outputs,
@@ -355,7 +355,7 @@ def test_auto_batch_size_follows_the_free_gpu_memory(name, monkeypatch):
         fixed, per_image = generator.memory_estimate(torch.float16 if name != "vae" else torch.float32)
         assert 1 <= sizes[gib] <= MAX_AUTO_BATCH
         if sizes[gib] > 1:  # what it chose fits the estimate, with the reserve
-            assert fixed + sizes[gib] * per_image + diffusers_base.CUDA_RESERVE_BYTES <= gib * GIB
+            assert fixed + sizes[gib] * per_image + gpu.CUDA_RESERVE_BYTES <= gib * GIB
     assert sizes[2] <= sizes[8] < sizes[80], sizes
     assert sizes[2] == 1  # a 2 GB card: one at a time, never zero
     free["bytes"] = 16 * GIB
@@ -367,10 +367,10 @@ def test_auto_batch_size_follows_the_free_gpu_memory(name, monkeypatch):
 
 def test_auto_batch_size_numbers_for_sd():
     """The arithmetic, spelled out: (free - weights - reserve) x headroom / per-image estimate, capped."""
-    assert diffusers_base.auto_batch_size(8 * GIB, 2.5 * GIB, 1.2 * GIB) == 3  # (8 - 2.5 - 1) * 0.85 / 1.2
-    assert diffusers_base.auto_batch_size(80 * GIB, 2.5 * GIB, 1.2 * GIB) == 54
-    assert diffusers_base.auto_batch_size(200 * GIB, 2.5 * GIB, 1.2 * GIB) == MAX_AUTO_BATCH
-    assert diffusers_base.auto_batch_size(1 * GIB, 2.5 * GIB, 1.2 * GIB) == 1
+    assert gpu.auto_batch_size(8 * GIB, 2.5 * GIB, 1.2 * GIB) == 3  # (8 - 2.5 - 1) * 0.85 / 1.2
+    assert gpu.auto_batch_size(80 * GIB, 2.5 * GIB, 1.2 * GIB) == 54
+    assert gpu.auto_batch_size(200 * GIB, 2.5 * GIB, 1.2 * GIB) == MAX_AUTO_BATCH
+    assert gpu.auto_batch_size(1 * GIB, 2.5 * GIB, 1.2 * GIB) == 1
 
 
 # ------------------------------------------------------------------------------- compile and CUDA graphs

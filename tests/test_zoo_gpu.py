@@ -46,7 +46,7 @@ def photos(generator, count: int = 3) -> list:
 @pytest.mark.parametrize("name", TWINS)
 def test_compile_with_cuda_graphs_matches_eager_at_every_guidance(name, guidance):
     """guidance <= 1 has no classifier-free guidance: the scheduler keeps the UNet's own output across steps,
-    which a CUDA-graph replay overwrites unless the output is cloned (diffusers_base.with_fresh_outputs)."""
+    which a CUDA-graph replay overwrites unless the output is cloned (gpu.with_fresh_outputs)."""
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     eager = twin(name, guidance, compile=False)
