@@ -13,7 +13,8 @@ from pathlib import Path
 from string import Template
 from urllib.parse import quote
 
-from aigen.audit import CUES, FAIR_BAND
+from aigen.audit import CUES
+from aigen.audit.report import CONTROL_NOTE, FLAG_RULE, GENERATOR_NOTE
 from aigen.report.collect import DatasetFacts, DetectorOutput
 
 TEMPLATES = files("aigen.report") / "site"
@@ -139,12 +140,12 @@ def audit_block(fact: DatasetFacts, site: Path) -> str:
         if (fact.audit_dir / "audit.png").is_file()
         else ""
     )
-    low, high = FAIR_BAND
+    note = CONTROL_NOTE if audit.get("control", True) else GENERATOR_NOTE
     return (
         f'<article class="card" id="audit-{escape(fact.dataset.name)}"><div class="card-head"><h3>'
         f'{escape(fact.dataset.name)}</h3><span class="badge">{audit["pairs"]:,} pairs</span></div>'
-        f'<p class="note">Share of pairs where the AI half has more of each cue; outside {low:.0%}-{high:.0%} is '
-        "flagged: a detector could learn it instead of generation.</p>"
+        f'<p class="note">Share of pairs where the AI half has more of each cue. {escape(FLAG_RULE)} '
+        f"{escape(note)}</p>"
         + table(header, rows, row_css=css)
         + f"<p>Cue classifier, held-out accuracy: <strong>{classifier}</strong>. Flags:</p><ul>{flags}</ul>"
         + plot
