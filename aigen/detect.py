@@ -5,7 +5,7 @@
     python -m aigen.detect task=eval checkpoint=RUN/best.pt 'eval_sets=[DIR1,DIR2]' 'perturb=[jpeg75,blur1]'
     python -m aigen.detect task=matrix 'train_sets=[DIR1,DIR2]' 'eval_sets=[DIR1,DIR2,DIR3]' output_dir=MATRIX
 
-Every key is in conf/detect.yaml (see README.md, "Train a detector").
+Every key is in conf/detect.yaml (see docs/detector.md).
 """
 
 import sys

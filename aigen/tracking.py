@@ -44,7 +44,7 @@ def resolve_mode(configured: str | None) -> tuple[str, str | None]:
         return mode, None
     if has_wandb_credentials():
         return "online", None
-    return "offline", "W&B: no credentials found, logging offline (`wandb login` to go online; see README)"
+    return "offline", "W&B: no credentials found, logging offline (`wandb login` to go online: docs/configuration.md)"
 
 
 def start_wandb(project: str, job_type: str, name: str, run_dir: Path, config: dict, mode: str | None = None,
