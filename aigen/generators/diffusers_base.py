@@ -21,7 +21,7 @@ import transformers
 from PIL import Image
 
 from aigen import pretrained
-from aigen.checks import multiple_of_8, text, whole_number
+from aigen.checks import multiple_of_8, number, text, whole_number
 from aigen.devices import resolve_device
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
@@ -429,6 +429,42 @@ class DiffusersGenerator(Generator):
         if self.kind == "pipeline":
             info |= {"offload": self.offload, "quantize": self.quantize}
         return [Variation(image, dict(info)) for image in images]
+
+
+class PriorGenerator(DiffusersGenerator):
+    """A generator whose image conditioning comes from a prior in a second repository (Kandinsky 2.2's, FLUX.1
+    Redux's): the prior and its revision decide the pixels, with the steps and the guidance."""
+
+    def __init__(
+        self,
+        model: str,
+        revision: str | None,
+        prior_model: str,
+        prior_revision: str | None,
+        steps: int,
+        guidance_scale: float,
+        gen_size: int,
+        name: str,
+        **options,
+    ) -> None:
+        whole_number("generator.steps", steps, 1)
+        self.guidance_scale = number("generator.guidance_scale", guidance_scale, low=0)
+        check_prior_model(prior_model, prior_revision, options.get("tiny"))
+        super().__init__(model, revision, gen_size, name=name, **options)
+        self.prior_model = prior_model
+        self.prior_revision = prior_revision
+        self.steps = steps
+
+    def settings(self) -> dict:
+        return {
+            "prior_model": self.prior_model,
+            "prior_revision": self.prior_revision,
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+        }
+
+    def dir_tags(self) -> list[str]:
+        return [model_tag(self.model), f"g{self.guidance_scale}", *self.big_model_tags()]
 
 
 def pixels_to_tensor(images: list[Image.Image]) -> torch.Tensor:

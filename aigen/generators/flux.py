@@ -22,9 +22,8 @@ from diffusers import FluxPipeline, FluxPriorReduxPipeline
 from PIL import Image
 
 from aigen import pretrained
-from aigen.checks import number, whole_number
 from aigen.errors import UserError
-from aigen.generators.diffusers_base import DiffusersGenerator, check_prior_model, model_tag
+from aigen.generators.diffusers_base import PriorGenerator, model_tag
 from aigen.generators.zoo import ImageToImage, Prompted
 
 FLUX_MULTIPLE = 16
@@ -201,7 +200,7 @@ class Flux2Klein(InstructedEdit):
         ]
 
 
-class FluxRedux(DiffusersGenerator):
+class FluxRedux(PriorGenerator):
     """`flux_redux`: the FLUX.1 Redux dev prior (SigLIP image encoder + Redux embedder) turns the photo into the
     conditioning of FLUX.1 dev (loaded without its text encoders), which makes a new image of it.
 
@@ -228,26 +227,9 @@ class FluxRedux(DiffusersGenerator):
         name: str = "flux_redux",
         **options,
     ) -> None:
-        whole_number("generator.steps", steps, 1)
-        self.guidance_scale = number("generator.guidance_scale", guidance_scale, low=0)
         check_flux_size(gen_size)
-        check_prior_model(prior_model, prior_revision, options.get("tiny"))
-        super().__init__(model, revision, gen_size, name=name, **options)
-        self.prior_model = prior_model
-        self.prior_revision = prior_revision
-        self.steps = steps
+        super().__init__(model, revision, prior_model, prior_revision, steps, guidance_scale, gen_size, name, **options)
         self._prior: FluxPriorReduxPipeline | None = None
-
-    def settings(self) -> dict:
-        return {
-            "prior_model": self.prior_model,
-            "prior_revision": self.prior_revision,
-            "steps": self.steps,
-            "guidance_scale": self.guidance_scale,
-        }
-
-    def dir_tags(self) -> list[str]:
-        return [model_tag(self.model), f"g{self.guidance_scale}", *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"image conditioning from {self.prior_model}, {self.steps} steps"

@@ -28,7 +28,7 @@ from aigen.checks import number, text, whole_number
 from aigen.errors import UserError
 from aigen.generators.diffusers_base import (
     DiffusersGenerator,
-    check_prior_model,
+    PriorGenerator,
     model_tag,
     pixels_to_tensor,
     short_hash,
@@ -311,7 +311,7 @@ class UnCLIPVariation(Prompted):
         ).images
 
 
-class KandinskyVariation(DiffusersGenerator):
+class KandinskyVariation(PriorGenerator):
     """`kandinsky`: Kandinsky 2.2. The prior's CLIP image encoder embeds the photo (as the prior pipeline's
     `interpolate` does for one image; the text prior is not needed), and KandinskyV22Pipeline decodes that
     embedding, guided away from the embedding of an all-zero image (the prior's `get_zero_embed`)."""
@@ -336,30 +336,13 @@ class KandinskyVariation(DiffusersGenerator):
         name: str = "kandinsky",
         **options,
     ) -> None:
-        whole_number("generator.steps", steps, 1)
-        self.guidance_scale = number("generator.guidance_scale", guidance_scale, low=0)
         if isinstance(gen_size, int) and gen_size % 64:
             raise UserError(
                 f"generator.gen_size={gen_size} must be a multiple of 64 for Kandinsky (MoVQ's 8x times its UNet's)"
             )
-        check_prior_model(prior_model, prior_revision, options.get("tiny"))
-        super().__init__(model, revision, gen_size, name=name, **options)
-        self.prior_model = prior_model
-        self.prior_revision = prior_revision
-        self.steps = steps
+        super().__init__(model, revision, prior_model, prior_revision, steps, guidance_scale, gen_size, name, **options)
         self._image_encoder: CLIPVisionModelWithProjection | None = None
         self._image_processor: CLIPImageProcessor | None = None
-
-    def settings(self) -> dict:
-        return {
-            "prior_model": self.prior_model,
-            "prior_revision": self.prior_revision,
-            "steps": self.steps,
-            "guidance_scale": self.guidance_scale,
-        }
-
-    def dir_tags(self) -> list[str]:
-        return [model_tag(self.model), f"g{self.guidance_scale}", *self.big_model_tags()]
 
     def plan_detail(self) -> str:
         return f"image embeddings from {self.prior_model}, {self.steps} steps"
