@@ -8,6 +8,7 @@ Text encoders get a byte-level CLIP tokenizer built here, offline (every byte is
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -301,19 +302,21 @@ def save_sd(folder: Path) -> None:
     build_tiny_pipeline().save_pretrained(folder)
 
 
-def modern(builder: str) -> Callable[[Path], None]:
-    """A builder of aigen.generators.tiny_modern (the 2025-26 twins), imported when it runs: that module imports
-    this one."""
+def built_in(module: str, builder: str) -> Callable[[Path], None]:
+    """A builder of the 2025-26 twins (aigen.generators.tiny_flux, tiny_modern), imported when it runs: those
+    modules build on the parts above, so they import this one."""
 
     def build(folder: Path) -> None:
-        from aigen.generators import tiny_modern
-
-        getattr(tiny_modern, builder)(folder)
+        getattr(importlib.import_module(f"aigen.generators.{module}"), builder)(folder)
 
     return build
 
 
-from aigen.generators.tiny_flux import TINY_FLUX_MODELS  # noqa: E402 (its builders use the parts above)
+# The 2025-26 twins, by the module that builds them.
+TWINS_2026 = {
+    "tiny_flux": ("flux_fill", "flux_kontext", "flux_redux", "flux2_klein"),
+    "tiny_modern": ("sd35", "sd35_inpaint", "sdxl", "sdxl_refiner", "sdxl_inpaint", "zimage", "qwen_edit"),
+}
 
 # name -> (the folder's name in the cache, its builder). Bump a version when a builder changes its weights.
 TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
@@ -323,10 +326,10 @@ TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "inpaint": ("inpaint-tiny-random-v1", build_inpaint),
     "unclip": ("unclip-tiny-random-v1", build_unclip),
     "kandinsky": ("kandinsky-tiny-random-v1", build_kandinsky),
-    **TINY_FLUX_MODELS,
     **{
-        name: (f"{name.replace('_', '-')}-tiny-random-v1", modern(f"build_{name}"))
-        for name in ("sd35", "sd35_inpaint", "sdxl", "sdxl_refiner", "sdxl_inpaint", "zimage", "qwen_edit")
+        name: (f"{name.replace('_', '-')}-tiny-random-v1", built_in(module, f"build_{name}"))
+        for module, names in TWINS_2026.items()
+        for name in names
     },
 }
 

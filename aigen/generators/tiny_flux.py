@@ -9,7 +9,6 @@ aigen.generators.tiny, a character-level T5 (Unigram) and a byte-level Qwen2 BPE
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -38,6 +37,8 @@ from transformers import (
     T5EncoderModel,
     T5TokenizerFast,
 )
+
+from aigen.generators.tiny import INIT_SEED, byte_level_vocabulary, tiny_text_encoder, tiny_tokenizer
 
 EMBED = 32  # the tiny text width (CLIP's pooled output and T5's hidden states)
 LATENT_CHANNELS = 4  # FLUX's autoencoders have 16 (FLUX.1) or 32 (FLUX.2); 4 keeps the twins small
@@ -245,12 +246,3 @@ def build_flux2_klein(folder: Path) -> None:
 
 
 # Registered in aigen.generators.tiny's TINY_MODELS. Bump a version when a builder changes its weights.
-TINY_FLUX_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
-    "flux_fill": ("flux-fill-tiny-random-v1", build_flux_fill),
-    "flux_kontext": ("flux-kontext-tiny-random-v1", build_flux_kontext),
-    "flux_redux": ("flux-redux-tiny-random-v1", build_flux_redux),
-    "flux2_klein": ("flux2-klein-tiny-random-v1", build_flux2_klein),
-}
-
-# Last: aigen.generators.tiny registers TINY_FLUX_MODELS when it is imported, so either module may come first.
-from aigen.generators.tiny import INIT_SEED, byte_level_vocabulary, tiny_text_encoder, tiny_tokenizer  # noqa: E402
