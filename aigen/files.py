@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -76,3 +78,25 @@ class JsonlAppender:
 
     def close(self) -> None:
         self._handle.close()
+
+
+@contextmanager
+def folder_replaced_whole(out: Path) -> Iterator[Path]:
+    """A fresh hidden folder beside `out` to build in: it takes the place of `out` (absent, empty or a previous
+    build) when the block ends, and is removed when the block fails, so `out` is never half-written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        yield partial
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            partial.rename(out)
+            shutil.rmtree(old)
+        else:
+            partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -26,6 +24,7 @@ from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
 from aigen.export.collect import SPLITS, collect_pairs, metadata_columns, open_dataset_dirs
 from aigen.export.shards import FORMATS, check_format_available, write_shards
+from aigen.files import folder_replaced_whole
 from aigen.gallery import contact_sheet, gallery_rows
 from aigen.splits import check_fractions
 from aigen.words import counted
@@ -182,33 +181,13 @@ def build(options: ExportOptions, dirs: list[DatasetDir], root: Path) -> ExportR
     return ExportResult(options.out, splits, files, list(audits), repo_id)
 
 
-def replace_dir(new: Path, out: Path) -> None:
-    """Put the finished export in place of `out` (absent, empty or a previous export)."""
-    if not out.exists():
-        new.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.rename(old)
-    new.rename(out)
-    shutil.rmtree(old)
-
-
 def export(options: ExportOptions) -> ExportResult:
     """Check everything, build the export in a hidden sibling folder, then rename it into place."""
     check_options(options)
     dirs = open_dataset_dirs(options.dataset_dirs)
     check_out_dir(options.out, dirs, options.overwrite)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = options.out.with_name(f".{options.out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
-        result = build(options, dirs, partial)
-        replace_dir(partial, options.out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return result
+    with folder_replaced_whole(options.out) as partial:
+        return build(options, dirs, partial)
 
 
 def parse_args(argv: list[str] | None) -> ExportOptions:

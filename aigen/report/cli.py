@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
 from aigen.cli import one_line_errors
 from aigen.errors import UserError
-from aigen.export.cli import check_out_dir, replace_dir
+from aigen.export.cli import check_out_dir
+from aigen.files import folder_replaced_whole
 from aigen.report.collect import DatasetFacts, DetectorOutput, collect_datasets, read_detector_output
 from aigen.report.pages import write_pair_data
 from aigen.report.render import write_site
@@ -82,17 +81,8 @@ def report(options: ReportOptions) -> dict:
     facts = collect_datasets(options.dataset_dirs, options.audit_dirs) if options.dataset_dirs else []
     outputs = [read_detector_output(path) for path in options.detector_dirs]
     check_out_dir(options.out, [fact.dataset for fact in facts], options.overwrite, REPORT_RECORD, "report")
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = options.out.with_name(f".{options.out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
-        pair_index = build(options, facts, outputs, partial)
-        replace_dir(partial, options.out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return pair_index
+    with folder_replaced_whole(options.out) as partial:
+        return build(options, facts, outputs, partial)
 
 
 def parse_args(argv: list[str] | None) -> ReportOptions:
