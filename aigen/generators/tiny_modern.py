@@ -100,8 +100,9 @@ def t5_encoder(width: int) -> T5EncoderModel:
 # -------------------------------------------------------------------------------------------- SD 3.5
 
 
-def sd3_vae() -> AutoencoderKL:
-    """SD3's 16-channel autoencoder (no quant convs, its scaling and shift), 8x as the real one."""
+def sixteen_channel_vae(scaling_factor: float, shift_factor: float) -> AutoencoderKL:
+    """The 16-channel autoencoder of SD3 and Z-Image (no quant convs), 8x as the real ones, with the model's own
+    scaling and shift."""
     torch.manual_seed(INIT_SEED)
     return AutoencoderKL(
         block_out_channels=[32, 32, 32, 32],
@@ -112,8 +113,8 @@ def sd3_vae() -> AutoencoderKL:
         norm_num_groups=8,
         use_quant_conv=False,
         use_post_quant_conv=False,
-        shift_factor=0.0609,
-        scaling_factor=1.5035,
+        shift_factor=shift_factor,
+        scaling_factor=scaling_factor,
     )
 
 
@@ -136,7 +137,7 @@ def sd3_components(in_channels: int) -> dict:
     return {
         "transformer": transformer,
         "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0),  # SD 3.5 medium's
-        "vae": sd3_vae(),
+        "vae": sixteen_channel_vae(scaling_factor=1.5035, shift_factor=0.0609),
         "text_encoder": clip_with_projection(),
         "tokenizer": tiny_tokenizer(),
         "text_encoder_2": clip_with_projection(),
@@ -266,19 +267,7 @@ def build_zimage(folder: Path) -> None:
         axes_dims=[8, 4, 4],
         axes_lens=[1024, 64, 64],
     )
-    torch.manual_seed(INIT_SEED)
-    vae = AutoencoderKL(
-        block_out_channels=[32, 32, 32, 32],
-        down_block_types=["DownEncoderBlock2D"] * 4,
-        up_block_types=["UpDecoderBlock2D"] * 4,
-        latent_channels=16,
-        layers_per_block=1,
-        norm_num_groups=8,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        scaling_factor=0.3611,
-        shift_factor=0.1159,
-    )
+    vae = sixteen_channel_vae(scaling_factor=0.3611, shift_factor=0.1159)
     tokenizer = qwen_tokenizer()
     torch.manual_seed(INIT_SEED)
     text_encoder = Qwen3Model(
