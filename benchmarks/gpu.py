@@ -144,19 +144,23 @@ def clip_vit_l14_image() -> CLIPVisionModelWithProjection:
     )
 
 
+def clip_text_config(width: int, layers: int, heads: int, act: str, **extra) -> CLIPTextConfig:
+    """A CLIP text tower's config: 49408 tokens, 77 positions, MLP 4x its width."""
+    return CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=width,
+        intermediate_size=4 * width,
+        num_attention_heads=heads,
+        num_hidden_layers=layers,
+        max_position_embeddings=77,
+        hidden_act=act,
+        **extra,
+    )
+
+
 def clip_text(width: int, layers: int, heads: int, act: str) -> CLIPTextModel:
     """SD 1.x's CLIP ViT-L/14 text encoder (768 wide, 12 layers) or SD 2.x's OpenCLIP ViT-H (1024, 23 layers)."""
-    return CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=width,
-            intermediate_size=4 * width,
-            num_attention_heads=heads,
-            num_hidden_layers=layers,
-            max_position_embeddings=77,
-            hidden_act=act,
-        )
-    )
+    return CLIPTextModel(clip_text_config(width, layers, heads, act))
 
 
 def full_size_pipeline() -> StableDiffusionImageVariationPipeline:
@@ -275,18 +279,7 @@ def full_size_kandinsky() -> tuple[KandinskyV22Pipeline, CLIPVisionModelWithProj
 def clip_text_with_projection(width: int, layers: int, heads: int, act: str) -> CLIPTextModelWithProjection:
     """CLIP ViT-L/14's text encoder (768 wide, 12 layers) or OpenCLIP ViT-bigG/14's (1280, 32 layers, 20 heads),
     with their projections: SDXL's second text encoder and both of SD 3.5's."""
-    return CLIPTextModelWithProjection(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=width,
-            intermediate_size=4 * width,
-            num_attention_heads=heads,
-            num_hidden_layers=layers,
-            max_position_embeddings=77,
-            hidden_act=act,
-            projection_dim=width,
-        )
-    )
+    return CLIPTextModelWithProjection(clip_text_config(width, layers, heads, act, projection_dim=width))
 
 
 def flux_vae(shift: float, scale: float) -> AutoencoderKL:
