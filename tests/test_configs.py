@@ -20,6 +20,7 @@ GENERATORS = [
     "gemini_image",
     "identity",
     "lossless_twin",
+    "native_twin",
     *ZOO,
     *(f"{name}_tiny" for name in ZOO),
     *ZOO_2026,
@@ -28,15 +29,16 @@ GENERATORS = [
 LOGGERS = ["none", "wandb"]
 
 
-# lossless_twin pairs a folder of JPEGs with its twins: it needs a source with a root.
-COMBINATIONS = [(s, g) for s in SOURCES for g in GENERATORS if (s, g) != ("samples", "lossless_twin")]
+# The twin controls pair a folder of photos with its twins: they need a source with a root.
+TWINS = ("lossless_twin", "native_twin")
+COMBINATIONS = [(s, g) for s in SOURCES for g in GENERATORS if s != "samples" or g not in TWINS]
 
 
 @pytest.mark.parametrize(("source", "generator"), COMBINATIONS)
 @pytest.mark.parametrize("logger", LOGGERS)
 def test_every_option_composes(source, generator, logger, tmp_path):
     root = [f"source.root={tmp_path}"] if source != "samples" else []
-    twins = [f"generator.twins={tmp_path}"] if generator == "lossless_twin" else []
+    twins = [f"generator.twins={tmp_path}"] if generator in TWINS else []
     cfg = compose_config(f"source={source}", f"generator={generator}", f"logger={logger}", *root, *twins)
     assert OmegaConf.to_container(cfg, resolve=True)
     assert instantiate(cfg.source).name == (cfg.source.name or tmp_path.name)

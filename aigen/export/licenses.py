@@ -88,6 +88,7 @@ GENERATORS = {
     "gpt_image": Terms("OpenAI GPT Image (image edits API)", OPENAI_TERMS),
     "identity": Terms("identity control", NO_MODEL),
     "lossless_twin": Terms("lossless_twin control", NO_MODEL),
+    "native_twin": Terms("native_twin control", NO_MODEL),
 }
 
 

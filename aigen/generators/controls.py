@@ -13,6 +13,12 @@ e.g. `a/b.png` for `a/b.jpg`). The factory reads the JPEG for the original half,
 AI half is the twin at `gen_size`. The halves then differ only by the source JPEG's compression (the geometry is
 the same as identity's), which is what a real generator's clean output differs by from its JPEG original.
 
+`native_twin`: a generator's image is born at `gen_size`; identity's AI half is resampled from the photo exactly
+as the original half is, so it agrees with the pair processing by construction. Here `twins` holds a
+HIGHER-resolution lossless version of each source photo (the scene; the source is a smaller copy of it, lossless
+or JPEG), and the AI half is the twin's centred square resized once to `gen_size`: what a generator that changed
+nothing would render. Its pairs show what the pair processing does to a natively rendered image.
+
 The generator interface hands `prepare` the decoded square only, so the twin is found by the square's exact
 pixels: `load` decodes every source JPEG that has a twin exactly as the factory does (full resolution, upright,
 centred square) and keys the twin by a hash of that square. It needs `input_side: null` (no reduced JPEG
@@ -85,14 +91,16 @@ def decoded_square(path: Path) -> Image.Image:
     return Photo(upright, upright.size).condition_square()
 
 
-def twin_pairs(source_root: Path, twins_root: Path) -> list[tuple[Path, Path]]:
-    """(source JPEG, lossless twin) for every twin whose relative path, with a JPEG extension, is a source file."""
+def twin_pairs(
+    source_root: Path, twins_root: Path, source_extensions: tuple[str, ...] = JPEG_EXTENSIONS
+) -> list[tuple[Path, Path]]:
+    """(source photo, twin) for every twin whose relative path, with one of `source_extensions`, is a source file."""
     pairs = []
     for twin in sorted(twins_root.rglob("*")):
         if twin.suffix.lower() not in LOSSLESS_EXTENSIONS:
             continue
         relative = twin.relative_to(twins_root).with_suffix("")
-        for extension in JPEG_EXTENSIONS + tuple(extension.upper() for extension in JPEG_EXTENSIONS):
+        for extension in source_extensions + tuple(extension.upper() for extension in source_extensions):
             source = source_root / relative.with_suffix(extension)
             if source.is_file():
                 pairs.append((source, twin))
@@ -102,6 +110,9 @@ def twin_pairs(source_root: Path, twins_root: Path) -> list[tuple[Path, Path]]:
 
 class LosslessTwin(Identity):
     """generator=lossless_twin: the AI half is the source JPEG's lossless twin at `gen_size`."""
+
+    kind = "lossless"  # what the twins are, for the messages
+    source_extensions = JPEG_EXTENSIONS  # the photos that have twins
 
     def __init__(
         self,
@@ -113,23 +124,25 @@ class LosslessTwin(Identity):
     ) -> None:
         super().__init__(gen_size, name, license)
         if not twins or not source_root:
-            raise UserError("generator=lossless_twin needs generator.twins=DIR (the lossless twins) and source.root")
+            raise UserError(
+                f"generator={name} needs generator.twins=DIR (the {self.kind} twins) and a source with a root"
+            )
         self.twins_root = Path(to_absolute_path(str(Path(twins).expanduser())))
         self.source_root = Path(to_absolute_path(str(Path(source_root).expanduser())))
         self._twins: dict[str, Path] = {}
 
     def plan(self, count: int, whole: int | None = None) -> str:
-        return f"{self.name}: {count} control images (the lossless twin at {self.gen_size} px; nothing generated)"
+        return f"{self.name}: {count} control images (the {self.kind} twin at {self.gen_size} px; nothing generated)"
 
     def load(self) -> None:
         """Key every twin by the exact square the factory will decode from its source JPEG."""
         if not self.twins_root.is_dir():
-            raise UserError(f"generator.twins={self.twins_root} is not a folder of lossless twins")
-        pairs = twin_pairs(self.source_root, self.twins_root)
+            raise UserError(f"generator.twins={self.twins_root} is not a folder of {self.kind} twins")
+        pairs = twin_pairs(self.source_root, self.twins_root, self.source_extensions)
         if not pairs:
             raise UserError(
-                f"no lossless twin ({', '.join(LOSSLESS_EXTENSIONS)}) in {self.twins_root} has a JPEG of the same "
-                f"relative path under {self.source_root}"
+                f"no {self.kind} twin ({', '.join(LOSSLESS_EXTENSIONS)}) in {self.twins_root} has a photo of the "
+                f"same relative path ({', '.join(self.source_extensions)}) under {self.source_root}"
             )
         for source, twin in pairs:
             try:
@@ -138,10 +151,41 @@ class LosslessTwin(Identity):
                 continue  # the factory skips it too, with its reason
 
     def prepare(self, square: Image.Image) -> Image.Image:
+        return to_square(self.twin_square(square), self.gen_size)
+
+    def twin_square(self, square: Image.Image) -> Image.Image:
+        """The twin's centred square for this photo's square; a recorded skip when there is none or it does not fit."""
         twin = self._twins.get(square_key(square))
         if twin is None:
-            raise SkipImage("prepare", f"no lossless twin in {self.twins_root} matches this photo's pixels")
+            raise SkipImage("prepare", f"no {self.kind} twin in {self.twins_root} matches this photo's pixels")
         twin_square = decoded_square(twin)
-        if twin_square.size != square.size:
-            raise SkipImage("prepare", f"lossless twin {twin} is {twin_square.size}, the photo's square {square.size}")
-        return to_square(twin_square, self.gen_size)
+        if not self.fits(twin_square.width, square.width):
+            sides = f"{twin_square.size}; the photo's square, {square.size}"
+            raise SkipImage("prepare", f"{self.kind} twin {twin} is {sides}")
+        return twin_square
+
+    @staticmethod
+    def fits(twin_side: int, photo_side: int) -> bool:
+        return twin_side == photo_side  # the same pixels before compression
+
+
+class NativeTwin(LosslessTwin):
+    """generator=native_twin: the AI half is a higher-resolution twin's centred square, resized once to `gen_size`
+    (rendered natively, as a generator's image is born), never through the photo's own side."""
+
+    kind = "higher-resolution"
+    source_extensions = JPEG_EXTENSIONS + LOSSLESS_EXTENSIONS
+
+    def __init__(
+        self,
+        twins: str | None,
+        source_root: str | None,
+        gen_size: int = 512,
+        name: str = "native_twin",
+        license: str | None = None,
+    ) -> None:
+        super().__init__(twins, source_root, gen_size, name, license)
+
+    @staticmethod
+    def fits(twin_side: int, photo_side: int) -> bool:
+        return twin_side >= photo_side  # the scene the photo is a smaller copy of
