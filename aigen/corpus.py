@@ -4,6 +4,9 @@ scikit-learn: the control generators' test bed (tests, `python -m aigen.bias_che
 Crops at seeded random positions and sizes (sides 200-640 px), saved with qualities 70-92 and mostly 4:2:0 chroma
 subsampling like photos on the web, each with a lossless PNG twin of the same pixels (for the `lossless_twin`
 control). The same seed gives the same files.
+
+`build_scene_corpus` is the native_twin control's test bed: each source photo is a smaller copy of a larger scene
+(its twin), so that a control can render the scene natively at `gen_size` as a generator does.
 """
 
 from __future__ import annotations
@@ -96,5 +99,53 @@ def build_corpus(
         )
         crop.save(item.jpeg, format="JPEG", quality=quality, subsampling=subsampling)
         crop.save(item.lossless, format="PNG", compress_level=1)
+        items.append(item)
+    return items
+
+
+@dataclass(frozen=True)
+class SceneItem:
+    id: str
+    photo: Path  # the source photo: the scene resized to `side` (PNG, or a web JPEG)
+    twin: Path  # the scene at a higher resolution (lossless)
+    side: int
+
+
+def build_scene_corpus(
+    folder: Path, count: int, sides: tuple[int, int], jpeg: bool = False, seed: int = 0, scene_side: int = 0
+) -> list[SceneItem]:
+    """`count` square scenes as `folder/twins/<id>.png` and their photos as `folder/photos/<id>.png|jpg`.
+
+    Each scene is a crop of a bundled photo at its own pixels, Lanczos-upscaled only when it is smaller than twice
+    both the photo's side (drawn from `sides`) and `scene_side`, so that the photo and a native render are both
+    clean downscales of it. Photos are saved losslessly, or with `jpeg` as web JPEGs (as `build_corpus`).
+    """
+    rng = np.random.default_rng(seed)
+    photos = bundled_photos()
+    (folder / "photos").mkdir(parents=True, exist_ok=True)
+    (folder / "twins").mkdir(parents=True, exist_ok=True)
+    codes, weights = zip(*SUBSAMPLINGS, strict=True)
+    items = []
+    for index in range(count):
+        stem, photo = photos[index % len(photos)]
+        side = int(rng.integers(sides[0], sides[1] + 1))
+        crop_side = int(rng.integers(min(MIN_SIDE, *photo.size), min(photo.size) + 1))
+        crop = random_crop(photo, rng, crop_side, crop_side)
+        scene_at = max(crop_side, 2 * max(side, scene_side))
+        scene = crop if scene_at == crop_side else crop.resize((scene_at, scene_at), Image.Resampling.LANCZOS)
+        small = scene.resize((side, side), Image.Resampling.LANCZOS)
+        image_id = f"{index:04d}-{stem}"
+        item = SceneItem(
+            image_id,
+            folder / "photos" / f"{image_id}.{'jpg' if jpeg else 'png'}",
+            folder / "twins" / f"{image_id}.png",
+            side,
+        )
+        if jpeg:
+            quality = int(rng.integers(QUALITIES[0], QUALITIES[1] + 1))
+            small.save(item.photo, format="JPEG", quality=quality, subsampling=int(rng.choice(codes, p=weights)))
+        else:
+            small.save(item.photo, format="PNG", compress_level=1)
+        scene.save(item.twin, format="PNG", compress_level=1)
         items.append(item)
     return items
