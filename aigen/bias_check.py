@@ -1,15 +1,23 @@
 """`python -m aigen.bias_check`: the measurement behind the default pair processing, reproducible on any machine.
 
-It builds the crop corpus (`aigen.corpus`: real photos saved as web JPEGs, with lossless twins), runs the real
-factory with each control generator (`identity`, `lossless_twin`) and each pairing choice, audits every dataset
-(`aigen.audit`) and prints one Markdown row per run: the share of pairs where the AI half is greater by each cue,
-and the cue classifier's accuracy. The controls generate nothing, so every number away from 50% is the factory's
-own processing.
+For each size regime (`gen_size` 256 and 512; `size` = `gen_size`/2 and = `gen_size`; photo sides 0.5-1x and
+1-2x `gen_size`; lossless and web-JPEG photos) it builds a scene corpus offline from the photos that packages ship
+(`aigen.corpus.build_scene_corpus`), runs the real factory with each control generator under each pair-processing
+choice, audits every dataset (`aigen.audit`) and writes one table with the regimes in its columns. The controls
+generate nothing, so every cue away from 50% is the factory's own processing:
+
+- `identity`: the AI half is the photo resized to `gen_size`, as a generator's input arrives;
+- `native_twin`: the AI half is the larger scene rendered once at `gen_size`, as a generator's image is born;
+- `lossless_twin` (JPEG photos): the AI half is the photo before its JPEG compression.
+
+A regime whose photos are all smaller than `size` cannot hold (the loader skips them, never upscaling): it is
+counted, not measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,26 +25,30 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from aigen.audit import AuditResult, audit_dataset
-from aigen.corpus import build_corpus
+from aigen.audit.cues import FAIR_BAND
+from aigen.corpus import build_scene_corpus
 from aigen.factory import make_dataset
 from aigen.tables import markdown_table
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+CLASSIFIER_LIMIT = 0.55  # the cue classifier's held-out accuracy a default must stay at or below
+TWINS = {"lossless_twin": "lossless", "native_twin": "twins"}  # each twin control's folder in a corpus
+PROCESSING = (("symmetric", "none"), ("direct", "none"), ("symmetric", "matched"), ("direct", "matched"))
 
 
 @dataclass(frozen=True)
 class ControlRun:
-    generator: str  # identity | lossless_twin
+    generator: str  # identity | lossless_twin | native_twin
     geometry: str = "symmetric"
     jpeg_history: str = "none"
     gen_size: int = 512
     size: int = 256
 
-    def overrides(self, corpus: Path, out: Path) -> list[str]:
-        twins = [f"generator.twins={corpus / 'lossless'}"] if self.generator == "lossless_twin" else []
+    def overrides(self, photos: Path, corpus: Path, out: Path) -> list[str]:
+        twins = [f"generator.twins={corpus / TWINS[self.generator]}"] if self.generator in TWINS else []
         return [
             "source=folder",
-            f"source.root={corpus / 'jpeg'}",
+            f"source.root={photos}",
             f"generator={self.generator}",
             *twins,
             f"generator.gen_size={self.gen_size}",
@@ -48,44 +60,149 @@ class ControlRun:
         ]
 
 
-def control_audit(run: ControlRun, corpus: Path, out: Path) -> AuditResult:
-    """The factory's dataset of one control run, audited."""
+def control_audit(run: ControlRun, corpus: Path, out: Path, photos: str = "jpeg") -> AuditResult:
+    """The factory's dataset of one control run on `corpus/photos` (twins beside it), audited."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose("config", overrides=run.overrides(corpus, out))
+        cfg = compose("config", overrides=run.overrides(corpus / photos, corpus, out))
     summary = make_dataset(cfg)
     assert summary.failed == 0, f"{summary.failed} corpus photos failed"
     return audit_dataset(out)
 
 
-def table(results: list[tuple[ControlRun, AuditResult]]) -> str:
-    header = ["control", "geometry", "jpeg_history", "gen_size -> size"]
-    header += [cue.cue.more for cue in results[0][1].cues] + ["cue classifier"]
-    rows = [
-        [run.generator, run.geometry, run.jpeg_history, f"{run.gen_size} -> {run.size}"]
-        + [f"{cue.share:.0%}" for cue in result.cues]
-        + [f"{result.accuracy:.0%}"]
-        for run, result in results
-    ]
+def holds(result: AuditResult) -> bool:
+    """Every cue within FAIR_BAND and the cue classifier at or below CLASSIFIER_LIMIT."""
+    in_band = all(FAIR_BAND[0] <= cue.share <= FAIR_BAND[1] for cue in result.cues)
+    return in_band and (result.accuracy or 0.5) <= CLASSIFIER_LIMIT
+
+
+@dataclass(frozen=True)
+class Regime:
+    gen_size: int
+    size: int
+    sides: tuple[float, float]  # the photos' sides, as multiples of gen_size
+    jpeg: bool
+
+    @property
+    def photo_sides(self) -> tuple[int, int]:
+        return round(self.sides[0] * self.gen_size), round(self.sides[1] * self.gen_size)
+
+    @property
+    def possible(self) -> bool:
+        """Some photos at least `size`: smaller ones are skipped, never upscaled."""
+        return self.photo_sides[1] > self.size
+
+    @property
+    def label(self) -> str:
+        """Within one gen_size's table: size, photo sides (x gen_size), photo format."""
+        return f"size {self.size}, sides {self.sides[0]:g}-{self.sides[1]:g}x, {'JPEG' if self.jpeg else 'PNG'}"
+
+    def controls(self) -> list[str]:
+        return ["identity", "native_twin"] + (["lossless_twin"] if self.jpeg else [])
+
+    def processing(self) -> list[tuple[str, str]]:
+        """A lossless photo has no JPEG history to match."""
+        return [choice for choice in PROCESSING if self.jpeg or choice[1] == "none"]
+
+
+REGIMES = [
+    Regime(gen_size, size, sides, jpeg)
+    for gen_size in (256, 512)
+    for size in (gen_size // 2, gen_size)
+    for sides in ((0.5, 1.0), (1.0, 2.0))
+    for jpeg in (False, True)
+]
+
+
+@dataclass(frozen=True)
+class Measured:
+    regime: Regime
+    run: ControlRun
+    result: AuditResult
+
+
+def sweep(regimes: list[Regime], count: int, work: Path) -> tuple[list[Measured], list[Regime]]:
+    """Every possible regime's corpus, every control and processing on it; the regimes that cannot hold."""
+    measured, impossible = [], []
+    for index, regime in enumerate(regimes):
+        if not regime.possible:
+            impossible.append(regime)
+            continue
+        corpus = work / f"corpus{index}"
+        lowest = max(regime.photo_sides[0], regime.size)  # below size the loader skips: counted as impossible
+        build_scene_corpus(
+            corpus, count, (lowest, regime.photo_sides[1]), regime.jpeg, seed=index, scene_side=regime.gen_size
+        )
+        for generator in regime.controls():
+            for geometry, history in regime.processing():
+                run = ControlRun(generator, geometry, history, regime.gen_size, regime.size)
+                out = work / f"run{index}-{generator}-{geometry}-{history}"
+                measured.append(Measured(regime, run, control_audit(run, corpus, out, photos="photos")))
+        print(f"measured gen_size {regime.gen_size}, {regime.label}", flush=True)
+    return measured, impossible
+
+
+def cell(result: AuditResult) -> str:
+    """OK when the run holds; else its worst cue (farthest from 50%), and the classifier when above the limit."""
+    worst = max(result.cues, key=lambda cue: abs(cue.share - 0.5))
+    text = f"{'OK' if holds(result) else 'NO'}: {worst.direction} {worst.direction_share:.0%}"
+    if (result.accuracy or 0.5) > CLASSIFIER_LIMIT:
+        text += f", classifier {result.accuracy:.0%}"
+    return text
+
+
+def regime_table(measured: list[Measured], impossible: list[Regime], gen_size: int) -> str:
+    regimes = [r for r in REGIMES if r.gen_size == gen_size and (r.possible or r in impossible)]
+    header = ["control", "geometry", "jpeg_history"] + [r.label for r in regimes]
+    keys = sorted(
+        {(m.run.generator, m.run.geometry, m.run.jpeg_history) for m in measured if m.regime.gen_size == gen_size},
+        key=lambda key: (["identity", "native_twin", "lossless_twin"].index(key[0]), PROCESSING.index(key[1:])),
+    )
+    by_key = {(m.regime, m.run.generator, m.run.geometry, m.run.jpeg_history): m.result for m in measured}
+    rows = []
+    for key in keys:
+        cells = []
+        for regime in regimes:
+            result = by_key.get((regime, *key))
+            cells.append(cell(result) if result else ("below size" if not regime.possible else "n/a"))
+        rows.append([*key, *cells])
     return markdown_table(header, rows)
+
+
+def write_csv(measured: list[Measured], path: Path) -> None:
+    """Every cue's share and the classifier, one row per run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        cue_names = [cue.cue.name for cue in measured[0].result.cues]
+        writer.writerow(["regime", "control", "geometry", "jpeg_history", "pairs", *cue_names, "classifier", "holds"])
+        for m in measured:
+            shares = [round(cue.share, 4) for cue in m.result.cues]
+            row = [
+                f"gen_size {m.regime.gen_size}, {m.regime.label}",
+                m.run.generator,
+                m.run.geometry,
+                m.run.jpeg_history,
+                m.result.pairs,
+                *shares,
+            ]
+            writer.writerow([*row, round(m.result.accuracy or 0.5, 4), holds(m.result)])
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m aigen.bias_check", description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=320, help="corpus crops (default 320)")
+    parser.add_argument("--count", type=int, default=200, help="photos per regime (default 200)")
+    parser.add_argument("--gen-size", type=int, choices=(256, 512), action="append", help="only these (default both)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bias-check"), help="where the CSV goes")
     args = parser.parse_args(argv)
-    runs = [
-        ControlRun(generator, geometry, history, gen_size)
-        for gen_size in (512, 256)
-        for generator in ("identity", "lossless_twin")
-        for geometry in ("direct", "symmetric")
-        for history in ("none", "matched")
-    ]
-    with tempfile.TemporaryDirectory(prefix="aigen-bias-") as folder:  # hundreds of MB of datasets: removed after
-        work = Path(folder)
-        build_corpus(work / "corpus", args.count, min_side=256)
-        results = [(run, control_audit(run, work / "corpus", work / f"run{i}")) for i, run in enumerate(runs)]
-    print(f"{args.count} crops; share of pairs where the AI half is ...")
-    print(table(results))
+    gen_sizes = args.gen_size or [256, 512]
+    regimes = [regime for regime in REGIMES if regime.gen_size in gen_sizes]
+    with tempfile.TemporaryDirectory(prefix="aigen-bias-") as folder:  # GBs of datasets: removed after
+        measured, impossible = sweep(regimes, args.count, Path(folder))
+    write_csv(measured, args.out / "bias_check.csv")
+    print(f"{args.count} photos per regime; OK: every cue within 40-60% and classifier <= 55%; else the worst cue")
+    for gen_size in gen_sizes:
+        print(f"\ngen_size {gen_size}:\n{regime_table(measured, impossible, gen_size)}")
+    print(f"every cue: {args.out / 'bias_check.csv'}")
 
 
 if __name__ == "__main__":

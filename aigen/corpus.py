@@ -107,23 +107,25 @@ def build_corpus(
 class SceneItem:
     id: str
     photo: Path  # the source photo: the scene resized to `side` (PNG, or a web JPEG)
-    twin: Path  # the scene at a higher resolution (lossless)
+    twin: Path  # the scene at a higher resolution (lossless): the native_twin control's
+    lossless: Path | None  # a JPEG photo's pixels before compression: the lossless_twin control's
     side: int
 
 
 def build_scene_corpus(
     folder: Path, count: int, sides: tuple[int, int], jpeg: bool = False, seed: int = 0, scene_side: int = 0
 ) -> list[SceneItem]:
-    """`count` square scenes as `folder/twins/<id>.png` and their photos as `folder/photos/<id>.png|jpg`.
+    """`count` square scenes as `folder/twins/<id>.png` and their photos as `folder/photos/<id>.png|jpg` (with
+    `jpeg`, the photo before compression as `folder/lossless/<id>.png`).
 
     Each scene is a crop of a bundled photo at its own pixels, Lanczos-upscaled only when it is smaller than twice
     both the photo's side (drawn from `sides`) and `scene_side`, so that the photo and a native render are both
-    clean downscales of it. Photos are saved losslessly, or with `jpeg` as web JPEGs (as `build_corpus`).
+    clean downscales of it. JPEG photos are web JPEGs as in `build_corpus`.
     """
     rng = np.random.default_rng(seed)
     photos = bundled_photos()
-    (folder / "photos").mkdir(parents=True, exist_ok=True)
-    (folder / "twins").mkdir(parents=True, exist_ok=True)
+    for name in ("photos", "twins") + (("lossless",) if jpeg else ()):
+        (folder / name).mkdir(parents=True, exist_ok=True)
     codes, weights = zip(*SUBSAMPLINGS, strict=True)
     items = []
     for index in range(count):
@@ -137,13 +139,15 @@ def build_scene_corpus(
         image_id = f"{index:04d}-{stem}"
         item = SceneItem(
             image_id,
-            folder / "photos" / f"{image_id}.{'jpg' if jpeg else 'png'}",
-            folder / "twins" / f"{image_id}.png",
-            side,
+            photo=folder / "photos" / f"{image_id}.{'jpg' if jpeg else 'png'}",
+            twin=folder / "twins" / f"{image_id}.png",
+            lossless=folder / "lossless" / f"{image_id}.png" if jpeg else None,
+            side=side,
         )
-        if jpeg:
+        if item.lossless:
             quality = int(rng.integers(QUALITIES[0], QUALITIES[1] + 1))
             small.save(item.photo, format="JPEG", quality=quality, subsampling=int(rng.choice(codes, p=weights)))
+            small.save(item.lossless, format="PNG", compress_level=1)
         else:
             small.save(item.photo, format="PNG", compress_level=1)
         scene.save(item.twin, format="PNG", compress_level=1)

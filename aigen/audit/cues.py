@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from aigen.dataset import open_dataset
+from aigen.dataset.record import is_upscaled
 from aigen.errors import UserError
 
 FAIR_BAND = (0.4, 0.6)  # the effect size: a share (or classifier accuracy) must lie outside this band to be flagged
@@ -193,6 +194,7 @@ class AuditResult:
     cues: list[CueResult]
     accuracy: float | None
     control: bool = True  # made by a control generator (then a flagged cue is the factory's processing)
+    upscaled: int = 0  # pairs from photos smaller than `size` (upscaled): a regime no pair processing makes fair
 
     @property
     def accuracy_flagged(self) -> bool:
@@ -208,9 +210,17 @@ class AuditResult:
         text = f"a classifier on these cues alone tells the halves apart in {self.accuracy:.0%} of held-out images"
         return f"{text}: the cues above are learnable" if self.accuracy_flagged else text
 
+    def upscaled_sentence(self) -> str:
+        return (
+            f"{self.upscaled / self.pairs:.0%} of pairs ({self.upscaled}) come from photos smaller than size, "
+            "upscaled: their original half is softer than any image born at that size, a cue no pair processing "
+            "removes (raise loader.min_side to size to skip them)"
+        )
+
     def flags(self) -> list[str]:
         found = [result.sentence(self.control) for result in self.cues if result.flagged]
-        return found + ([self.accuracy_sentence()] if self.accuracy_flagged else [])
+        found += [self.accuracy_sentence()] if self.accuracy_flagged else []
+        return found + ([self.upscaled_sentence()] if self.upscaled else [])
 
     def rows(self) -> list[list[object]]:
         """One row per cue, then the classifier, in CSV_COLUMNS order."""
@@ -234,7 +244,7 @@ class AuditResult:
 
 
 def audit_values(
-    dataset: str, ids: list[str], original: np.ndarray, ai: np.ndarray, control: bool = True
+    dataset: str, ids: list[str], original: np.ndarray, ai: np.ndarray, control: bool = True, upscaled: int = 0
 ) -> AuditResult:
     """The audit of pairs given their cue matrices (rows: pairs in `ids` order; columns: CUES)."""
     results = []
@@ -243,7 +253,7 @@ def audit_values(
         differences = pair_differences(cue, before, after)
         share = share_ai_greater(before, after)
         results.append(CueResult(cue, share, sign_test(before, after), float(np.median(differences)), differences))
-    return AuditResult(dataset, len(ids), results, classifier_accuracy(ids, original, ai), control)
+    return AuditResult(dataset, len(ids), results, classifier_accuracy(ids, original, ai), control, upscaled)
 
 
 def audit_dataset(dataset_dir: Path) -> AuditResult:
@@ -259,4 +269,6 @@ def audit_dataset(dataset_dir: Path) -> AuditResult:
             except OSError as error:
                 raise UserError(f"{path} cannot be read ({error}); check it with python -m aigen.verify") from None
     control = dataset.record.get("content", {}).get("generator") in CONTROLS
-    return audit_values(str(dataset_dir), ids, cue_matrix(halves["original"]), cue_matrix(halves["ai"]), control)
+    upscaled = sum(is_upscaled(dataset.rows[image_id]) for image_id in ids)
+    original, ai = cue_matrix(halves["original"]), cue_matrix(halves["ai"])
+    return audit_values(str(dataset_dir), ids, original, ai, control, upscaled)

@@ -122,6 +122,7 @@ def summary_json(result: AuditResult) -> dict:
             for r in result.cues
         },
         "classifier": {"accuracy": result.accuracy, "flagged": result.accuracy_flagged, "folds": FOLDS},
+        "upscaled": {"pairs": result.upscaled, "share": result.upscaled / result.pairs if result.pairs else 0.0},
         "flags": result.flags(),
     }
 

@@ -123,6 +123,11 @@ def create_record(dataset_dir: Path, content: dict, config: dict, shard_count: i
             )
 
 
+def is_upscaled(row: dict) -> bool:
+    """A pair made from a photo smaller than `size` (rows made before photo_side was recorded: unknown, False)."""
+    return "photo_side" in row and "size" in row and row["photo_side"] < row["size"]
+
+
 def count_records(dataset_dir: Path) -> dict:
     """Totals over every shard: finished pairs, images that failed and were not done later, top reasons."""
     pairs = read_rows(dataset_dir, MANIFEST)
@@ -130,6 +135,7 @@ def count_records(dataset_dir: Path) -> dict:
     reasons = Counter(f"{row['stage']}: {row['reason']}" for row in failures.values())
     return {
         "pairs": len(pairs),
+        "upscaled": sum(is_upscaled(row) for row in pairs.values()),
         "failed": len(failures),
         "failure_reasons": dict(reasons.most_common(FAILURE_REASONS_KEPT)),
     }

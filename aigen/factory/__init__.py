@@ -96,7 +96,13 @@ def make_dataset(
     # 4. Record how it ended, show the gallery, say what happened.
     already_done = len(plan.items) - len(todo)
     summary = RunSummary(
-        plan.dataset_dir, len(plan.items), already_done, loop.generated, loop.failed, time.time() - started
+        plan.dataset_dir,
+        len(plan.items),
+        already_done,
+        loop.generated,
+        loop.failed,
+        time.time() - started,
+        loop.upscaled,
     )
     gallery = gallery_rows(read_rows(plan.dataset_dir, MANIFEST), cfg.gallery_size)
     failure = failure_ratio_error(summary, cfg.max_failure_ratio)

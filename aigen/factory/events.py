@@ -63,6 +63,7 @@ class RunSummary:
     generated: int
     failed: int
     seconds: float
+    upscaled: int = 0  # new pairs from photos smaller than `size`: a regime no pair processing can make fair
 
     @property
     def images_per_second(self) -> float:
@@ -70,8 +71,9 @@ class RunSummary:
 
     def line(self, finished: bool = True) -> str:
         reasons = f" (reasons in {self.dataset_dir}/failures*.jsonl)" if self.failed else ""
+        upscaled = f" ({self.upscaled} from photos smaller than size, upscaled)" if self.upscaled else ""
         return (
-            f"{'done' if finished else 'so far'}: {counted(self.generated, 'new pair')}, "
+            f"{'done' if finished else 'so far'}: {counted(self.generated, 'new pair')}{upscaled}, "
             f"{self.already_done} already there, "
             f"{self.failed} failed{reasons} ({self.images_per_second:.2f} images/s) -> {self.dataset_dir}"
         )
@@ -183,6 +185,7 @@ class DatasetRecord(Observer):
                 "already_done": summary.already_done,
                 "generated": loop.generated,
                 "failed": loop.failed,
+                "upscaled": loop.upscaled,
                 **outcome.details,
                 "interrupted": bool(outcome.signal_number),
                 "images_per_second": round(summary.images_per_second, 4),

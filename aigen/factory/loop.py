@@ -47,6 +47,7 @@ class StopRequest:
 class BatchResult:
     written: int
     failed: int
+    upscaled: int  # written from photos smaller than `size` (only when loader.min_side allows them)
     generate_seconds: float
     write_seconds: float
 
@@ -69,7 +70,7 @@ def write_batch(
     except RunStopped as error:
         stopped, results = error, error.results
     generated = time.perf_counter()
-    written = failed = 0
+    written = failed = upscaled = 0
     description = generator.describe()
     for p, image_seed, result in zip(ready, seeds, results, strict=True):
         if result is None:  # not sent: the run stopped first
@@ -86,22 +87,25 @@ def write_batch(
             **description,
             **result.info,
             "size": processor.size,
+            "photo_side": p.photo_side,
         }
         if generator.seeded:
             row["seed"] = image_seed
         writer.write_pair(row, p.original_jpeg, partial(processor.ai_jpeg, result.image, p.history))
         written += 1
+        upscaled += p.photo_side < processor.size
     if stopped:
         writer.flush()
         raise UserError(str(stopped))
     failed += len(prepared) - len(ready)
-    return BatchResult(written, failed, generated - started, time.perf_counter() - generated)
+    return BatchResult(written, failed, upscaled, generated - started, time.perf_counter() - generated)
 
 
 @dataclass
 class LoopResult:
     generated: int = 0
     failed: int = 0
+    upscaled: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: {"load": 0.0, "generate": 0.0, "write": 0.0})
 
 
@@ -123,6 +127,7 @@ def generate_pairs(
         batch = write_batch(writer, batcher, preparer.processor, prepared, seed)
         result.generated += batch.written
         result.failed += batch.failed
+        result.upscaled += batch.upscaled
         result.stage_seconds["generate"] += batch.generate_seconds
         result.stage_seconds["write"] += batch.write_seconds
         events.batch_done(result, len(prepared), time.time() - started)

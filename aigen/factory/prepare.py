@@ -25,6 +25,7 @@ class Prepared:
     original_jpeg: bytes = b""
     model_input: object = None
     history: JpegHistory | None = None
+    photo_side: int = 0  # the side of the photo's centred square at full resolution (recorded per row)
     skip: SkipImage | None = None
 
 
@@ -67,6 +68,7 @@ class Preparer:
             original_jpeg=self.processor.original_jpeg(photo),
             model_input=model_input,
             history=self.processor.history(file, photo),
+            photo_side=min(photo.full_size),
         )
 
     def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:

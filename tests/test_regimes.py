@@ -1,0 +1,126 @@
+"""The native-render control, the size-regime sweep (aigen.bias_check) and pairs from photos smaller than `size`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aigen import audit
+from aigen.audit.cues import CUES, AuditResult, CueResult
+from aigen.bias_check import REGIMES, ControlRun, Regime, cell, control_audit, holds, regime_table
+from aigen.corpus import build_scene_corpus
+from aigen.errors import SkipImage, UserError
+from aigen.factory import make_dataset
+from aigen.generators.controls import NativeTwin, decoded_square
+from aigen.preprocess import ImageLoader
+from conftest import compose_config, manifest_rows
+
+
+@pytest.fixture(scope="session")
+def scenes(tmp_path_factory):
+    """60 photos of 256-512 px, each a smaller copy of a larger scene (its twin)."""
+    folder = tmp_path_factory.mktemp("scenes")
+    return folder, build_scene_corpus(folder, 60, (256, 512), scene_side=256)
+
+
+def test_a_scene_photo_is_a_smaller_copy_of_its_twin(scenes):
+    _, items = scenes
+    for item in items[:5]:
+        with Image.open(item.photo) as photo, Image.open(item.twin) as twin:
+            assert photo.size == (item.side, item.side) and 256 <= item.side <= 512
+            assert twin.width >= 2 * item.side
+            smaller = twin.convert("RGB").resize(photo.size, Image.Resampling.LANCZOS)
+            assert smaller.tobytes() == photo.convert("RGB").tobytes()
+
+
+def test_the_native_twin_is_the_scene_rendered_once_at_gen_size(scenes):
+    folder, items = scenes
+    control = NativeTwin(str(folder / "twins"), str(folder / "photos"), gen_size=256)
+    control.load()
+    square = ImageLoader(min_side=1, draft=False)(items[3].photo).condition_square()
+    rendered = decoded_square(items[3].twin).resize((256, 256), Image.Resampling.LANCZOS)
+    assert control.prepare(square).tobytes() == rendered.tobytes()
+    with pytest.raises(SkipImage, match="no higher-resolution twin"):
+        control.prepare(Image.new("RGB", (300, 300), "gray"))
+
+
+def test_a_twin_smaller_than_the_photo_is_a_recorded_skip(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "twins").mkdir()
+    Image.effect_noise((300, 300), 40).convert("RGB").save(tmp_path / "photos" / "a.png")
+    Image.effect_noise((200, 200), 40).convert("RGB").save(tmp_path / "twins" / "a.png")
+    control = NativeTwin(str(tmp_path / "twins"), str(tmp_path / "photos"), gen_size=256)
+    control.load()
+    square = ImageLoader(min_side=1, draft=False)(tmp_path / "photos" / "a.png").condition_square()
+    with pytest.raises(SkipImage, match="smaller|is \\(200, 200\\)"):
+        control.prepare(square)
+    with pytest.raises(UserError, match="generator=native_twin needs generator.twins"):
+        NativeTwin(None, str(tmp_path))
+
+
+def test_the_native_render_control_sees_the_resampling_cue_identity_cannot(scenes, tmp_path):
+    """Identity agrees with the default path by construction (every cue 50%); a native render does not: its AI
+    half never passed through the photo's own side, and the audit says so."""
+    folder, _ = scenes
+    identity = control_audit(ControlRun("identity", gen_size=256, size=128), folder, tmp_path / "i", "photos")
+    assert all(cue.share == 0.5 for cue in identity.cues)
+    native = control_audit(ControlRun("native_twin", gen_size=256, size=128), folder, tmp_path / "n", "photos")
+    hf_energy = next(cue for cue in native.cues if cue.cue.name == "hf_energy")
+    assert hf_energy.flagged, hf_energy.sentence()
+
+
+def test_pairs_from_photos_below_size_are_counted_in_the_summary_record_and_audit(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, side in (("small", 100), ("large1", 300), ("large2", 260)):
+        Image.effect_noise((side, side), 40).convert("RGB").save(photos / f"{name}.png")
+    out = tmp_path / "out"
+    cfg = compose_config(
+        "source=folder", f"source.root={photos}", "generator=identity", "generator.gen_size=128", "size=128",
+        "loader.min_side=64", "logger=none", f"dataset_dir={out}",
+    )  # fmt: skip
+    summary = make_dataset(cfg)
+    assert summary.upscaled == 1 and "(1 from photos smaller than size, upscaled)" in summary.line()
+    record = json.loads((out / "dataset.json").read_text())
+    assert record["counts"]["upscaled"] == 1 and record["runs"][-1]["upscaled"] == 1
+    sides = {row["id"]: row["photo_side"] for row in manifest_rows(out)}
+    assert sorted(sides.values()) == [100, 260, 300]
+    assert audit.main([str(out), "--out", str(tmp_path / "audit")]) == 0
+    assert "33% of pairs (1) come from photos smaller than size" in capsys.readouterr().out
+
+
+def test_the_regimes_cover_the_issue_and_name_what_cannot_hold():
+    assert {(r.gen_size, r.size) for r in REGIMES} == {(256, 128), (256, 256), (512, 256), (512, 512)}
+    assert {r.sides for r in REGIMES} == {(0.5, 1.0), (1.0, 2.0)} and {r.jpeg for r in REGIMES} == {True, False}
+    below = Regime(256, 256, (0.5, 1.0), False)
+    assert not below.possible and Regime(256, 128, (0.5, 1.0), False).possible
+    assert ("symmetric", "matched") not in Regime(256, 128, (1.0, 2.0), False).processing()
+    assert ("symmetric", "matched") in Regime(256, 128, (1.0, 2.0), True).processing()
+    assert "lossless_twin" in Regime(256, 128, (1.0, 2.0), True).controls()
+
+
+def result_with(shares: list[float], accuracy: float = 0.5) -> AuditResult:
+    cues = [CueResult(cue, share, 0.0, 0.0, np.zeros(1)) for cue, share in zip(CUES, shares, strict=True)]
+    return AuditResult("x", 100, cues, accuracy)
+
+
+def test_a_run_holds_only_with_every_cue_in_the_band_and_the_classifier_at_most_55():
+    assert holds(result_with([0.5, 0.41, 0.59, 0.5, 0.5]))
+    assert not holds(result_with([0.5, 0.39, 0.5, 0.5, 0.5]))
+    assert not holds(result_with([0.5] * 5, accuracy=0.56))
+    assert cell(result_with([0.05, 0.5, 0.3, 0.5, 0.5])) == "NO: blurrier 95%"
+    assert cell(result_with([0.5] * 5, accuracy=0.6)) == "NO: sharper 50%, classifier 60%"
+
+
+def test_the_table_has_the_regimes_in_its_columns_and_says_below_size():
+    from aigen.bias_check import Measured
+
+    regime = Regime(256, 128, (1.0, 2.0), False)
+    measured = [Measured(regime, ControlRun("identity", gen_size=256, size=128), result_with([0.5] * 5))]
+    table = regime_table(measured, [Regime(256, 256, (0.5, 1.0), False)], 256).splitlines()
+    assert "size 128, sides 1-2x, PNG" in table[0] and "size 256, sides 0.5-1x, PNG" in table[0]
+    assert table[2].startswith("| identity | symmetric | none |") and "OK: sharper 50%" in table[2]
+    assert "below size" in table[2] and "n/a" in table[2]
