@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from aigen.audit import AuditResult, audit_dataset
-from aigen.audit.cues import FAIR_BAND
+from aigen.audit.cues import FAIR_BAND, CueResult
 from aigen.corpus import build_scene_corpus
 from aigen.factory import make_dataset
 from aigen.tables import markdown_table
@@ -141,10 +142,22 @@ def sweep(regimes: list[Regime], count: int, work: Path) -> tuple[list[Measured]
     return measured, impossible
 
 
+def magnitude(cue: CueResult) -> str:
+    """The median per-pair difference in the cue's own unit: a share says how often, this says how much."""
+    if cue.cue.log_ratio:
+        return f"{math.expm1(cue.median_difference):+.1%}"
+    if cue.cue.name in ("brightness", "saturation"):  # in [0, 1]: as 8-bit levels
+        return f"{cue.median_difference * 255:+.2g} levels"
+    return f"{cue.median_difference:+.2g}"
+
+
 def cell(result: AuditResult) -> str:
-    """OK when the run holds; else its worst cue (farthest from 50%), and the classifier when above the limit."""
+    """OK when the run holds; else its worst cue (farthest from 50%) with its median difference, and the
+    classifier when above the limit."""
     worst = max(result.cues, key=lambda cue: abs(cue.share - 0.5))
     text = f"{'OK' if holds(result) else 'NO'}: {worst.direction} {worst.direction_share:.0%}"
+    if not holds(result):
+        text += f" ({magnitude(worst)})"
     if (result.accuracy or 0.5) > CLASSIFIER_LIMIT:
         text += f", classifier {result.accuracy:.0%}"
     return text
@@ -174,9 +187,12 @@ def write_csv(measured: list[Measured], path: Path) -> None:
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         cue_names = [cue.cue.name for cue in measured[0].result.cues]
-        writer.writerow(["regime", "control", "geometry", "jpeg_history", "pairs", *cue_names, "classifier", "holds"])
+        medians = [f"{name}_median_difference" for name in cue_names]
+        header = ["regime", "control", "geometry", "jpeg_history", "pairs", *cue_names, *medians]
+        writer.writerow([*header, "classifier", "holds"])
         for m in measured:
             shares = [round(cue.share, 4) for cue in m.result.cues]
+            shares += [float(f"{cue.median_difference:.4g}") for cue in m.result.cues]
             row = [
                 f"gen_size {m.regime.gen_size}, {m.regime.label}",
                 m.run.generator,

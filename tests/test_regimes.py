@@ -102,8 +102,10 @@ def test_the_regimes_cover_the_issue_and_name_what_cannot_hold():
     assert "lossless_twin" in Regime(256, 128, (1.0, 2.0), True).controls()
 
 
-def result_with(shares: list[float], accuracy: float = 0.5) -> AuditResult:
-    cues = [CueResult(cue, share, 0.0, 0.0, np.zeros(1)) for cue, share in zip(CUES, shares, strict=True)]
+def result_with(shares: list[float], accuracy: float = 0.5, hf_median: float = 0.0) -> AuditResult:
+    medians = [hf_median] + [0.0] * (len(CUES) - 1)
+    rows = zip(CUES, shares, medians, strict=True)
+    cues = [CueResult(cue, share, 0.0, median, np.zeros(1)) for cue, share, median in rows]
     return AuditResult("x", 100, cues, accuracy)
 
 
@@ -111,8 +113,8 @@ def test_a_run_holds_only_with_every_cue_in_the_band_and_the_classifier_at_most_
     assert holds(result_with([0.5, 0.41, 0.59, 0.5, 0.5]))
     assert not holds(result_with([0.5, 0.39, 0.5, 0.5, 0.5]))
     assert not holds(result_with([0.5] * 5, accuracy=0.56))
-    assert cell(result_with([0.05, 0.5, 0.3, 0.5, 0.5])) == "NO: blurrier 95%"
-    assert cell(result_with([0.5] * 5, accuracy=0.6)) == "NO: sharper 50%, classifier 60%"
+    assert cell(result_with([0.05, 0.5, 0.3, 0.5, 0.5], hf_median=np.log(0.993))) == "NO: blurrier 95% (-0.7%)"
+    assert cell(result_with([0.5] * 5, accuracy=0.6)) == "NO: sharper 50% (+0.0%), classifier 60%"
 
 
 def test_the_table_has_the_regimes_in_its_columns_and_says_below_size():
