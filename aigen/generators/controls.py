@@ -33,9 +33,9 @@ from pathlib import Path
 from hydra.utils import to_absolute_path
 from PIL import Image, ImageOps
 
-from aigen.checks import multiple_of_8
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
+from aigen.native import CONTROL_MULTIPLE, DEFAULT_MAX_SIDE, check_gen_size, check_max_side, native_grid
 from aigen.preprocess import Photo, to_rgb, to_square
 
 LOSSLESS_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -47,21 +47,32 @@ class Identity(Generator):
 
     seeded = False  # the seeds decide nothing
     input_side = None
+    native_multiple = CONTROL_MULTIPLE
 
-    def __init__(self, gen_size: int = 512, name: str = "identity", license: str | None = None) -> None:
-        multiple_of_8("generator.gen_size", gen_size)
+    def __init__(
+        self,
+        gen_size: int | str = 512,
+        name: str = "identity",
+        license: str | None = None,
+        max_side: int = DEFAULT_MAX_SIDE,
+    ) -> None:
+        self.gen_size = check_gen_size(gen_size)
+        self.max_side = check_max_side(max_side)
         self.name = name
-        self.gen_size = gen_size
         self.license = license
 
     def describe(self) -> dict:
-        return {"generator": self.name, "model": "none", "weights": "none", "gen_size": self.gen_size}
+        described = {"generator": self.name, "model": "none", "weights": "none", "gen_size": self.gen_size}
+        return described | ({"max_side": self.max_side} if self.native else {})
 
     def dir_tags(self) -> list[str]:
-        return [f"gen{self.gen_size}"]
+        return [] if self.native else [f"gen{self.gen_size}"]
+
+    def at_gen_size(self) -> str:
+        return "at its native side" if self.native else f"at {self.gen_size} px"
 
     def plan(self, count: int, whole: int | None = None) -> str:
-        return f"{self.name}: {count} control images (the photo itself at {self.gen_size} px; nothing generated)"
+        return f"{self.name}: {count} control images (the photo itself {self.at_gen_size()}; nothing generated)"
 
     def default_batch_size(self) -> int:
         return 16
@@ -70,8 +81,14 @@ class Identity(Generator):
         """Nothing to load."""
 
     def prepare(self, square: Image.Image) -> Image.Image:
-        """The resize happens here, on the factory's worker threads."""
-        return to_square(square, self.gen_size)
+        """The resize happens here, on the factory's worker threads (native: the factory has cut the square)."""
+        return square if self.native else to_square(square, self.gen_size)
+
+    def input_square(self, square: Image.Image) -> Image.Image:
+        """What `prepare` receives for a photo's decoded centred square: itself, or its native cut (aigen.native)."""
+        if not self.native:
+            return square
+        return native_grid(square.width, self.native_multiple, self.max_side).square(square)
 
     def generate(self, inputs: list[Image.Image], seeds: list[int]) -> list[Variation | SkipImage]:
         return [Variation(image) for image in inputs]
@@ -118,11 +135,12 @@ class LosslessTwin(Identity):
         self,
         twins: str | None,
         source_root: str | None,
-        gen_size: int = 512,
+        gen_size: int | str = 512,
         name: str = "lossless_twin",
         license: str | None = None,
+        max_side: int = DEFAULT_MAX_SIDE,
     ) -> None:
-        super().__init__(gen_size, name, license)
+        super().__init__(gen_size, name, license, max_side)
         if not twins or not source_root:
             raise UserError(
                 f"generator={name} needs generator.twins=DIR (the {self.kind} twins) and a source with a root"
@@ -132,7 +150,7 @@ class LosslessTwin(Identity):
         self._twins: dict[str, Path] = {}
 
     def plan(self, count: int, whole: int | None = None) -> str:
-        return f"{self.name}: {count} control images (the {self.kind} twin at {self.gen_size} px; nothing generated)"
+        return f"{self.name}: {count} control images (the {self.kind} twin {self.at_gen_size()}; nothing generated)"
 
     def load(self) -> None:
         """Key every twin by the exact square the factory will decode from its source JPEG."""
@@ -146,12 +164,13 @@ class LosslessTwin(Identity):
             )
         for source, twin in pairs:
             try:
-                self._twins[square_key(decoded_square(source))] = twin
+                self._twins[square_key(self.input_square(decoded_square(source)))] = twin
             except OSError:
                 continue  # the factory skips it too, with its reason
 
     def prepare(self, square: Image.Image) -> Image.Image:
-        return to_square(self.twin_square(square), self.gen_size)
+        twin = self.twin_square(square)
+        return self.input_square(twin) if self.native else to_square(twin, self.gen_size)
 
     def twin_square(self, square: Image.Image) -> Image.Image:
         """The twin's centred square for this photo's square; a recorded skip when there is none or it does not fit."""
@@ -159,7 +178,7 @@ class LosslessTwin(Identity):
         if twin is None:
             raise SkipImage("prepare", f"no {self.kind} twin in {self.twins_root} matches this photo's pixels")
         twin_square = decoded_square(twin)
-        if not self.fits(twin_square.width, square.width):
+        if not self.fits(self.input_square(twin_square).width, square.width):
             sides = f"{twin_square.size}; the photo's square, {square.size}"
             raise SkipImage("prepare", f"{self.kind} twin {twin} is {sides}")
         return twin_square
@@ -184,6 +203,11 @@ class NativeTwin(LosslessTwin):
         name: str = "native_twin",
         license: str | None = None,
     ) -> None:
+        if gen_size == "native":
+            raise UserError(
+                "generator.gen_size=native: native_twin renders the scene at a fixed gen_size, as a generator's "
+                "image is born; on the photo's own grid use lossless_twin or identity"
+            )
         super().__init__(twins, source_root, gen_size, name, license)
 
     @staticmethod
