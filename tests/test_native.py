@@ -1,0 +1,408 @@
+"""generator.gen_size=native (aigen.native): the generator on the photo's own grid, the source's JPEG history on
+that grid without resampling, DDA's pixel mixup, every pixel fact in the row and in the fingerprint."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from omegaconf import open_dict
+from PIL import Image
+
+from aigen import identity
+from aigen.dataset.record import fingerprint
+from aigen.errors import SkipImage, UserError
+from aigen.factory import build, make_dataset, make_plan
+from aigen.generators.controls import LosslessTwin
+from aigen.generators.diffusers_base import DiffusersGenerator
+from aigen.native import mix, mixup_ratio, native_grid, native_square, same_side_groups
+from aigen.pairing import JpegSettings, match_jpeg_history
+from aigen.preprocess import ImageLoader, to_square
+from conftest import assert_one_line_error, compose_config, manifest_rows, run_cli
+
+MAX_SIDE = 320
+# (name, upright width, height, EXIF orientation, quality, Pillow subsampling): landscape and portrait, rotated by
+# EXIF 6 and 8, no side a multiple of 8, one square above MAX_SIDE.
+PHOTOS = (
+    ("landscape", 301, 259, 1, 80, 2),
+    ("portrait_rot6", 259, 333, 6, 85, 2),
+    ("landscape_rot8", 347, 270, 8, 75, 2),
+    ("large_rot6", 420, 381, 6, 90, 2),
+    ("portrait_444", 263, 300, 1, 70, 0),
+)
+STORED = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}  # what undoes ImageOps.exif_transpose
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> Path:
+    """JPEG photos (jpeg/) of mixed sizes and orientations, and their upright lossless twins (lossless/)."""
+    root = tmp_path_factory.mktemp("native-photos")
+    (root / "jpeg").mkdir()
+    (root / "lossless").mkdir()
+    scene = Image.fromarray(skimage.data.astronaut())
+    for index, (name, width, height, orientation, quality, subsampling) in enumerate(PHOTOS):
+        upright = scene.crop((index * 13, index * 7, index * 13 + width, index * 7 + height))
+        stored = upright.transpose(STORED[orientation]) if orientation in STORED else upright
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        stored.save(root / "jpeg" / f"{name}.jpg", quality=quality, subsampling=subsampling, exif=exif)
+        upright.save(root / "lossless" / f"{name}.png")
+    return root
+
+
+def native_cfg(photos: Path, out: Path, generator: str, *overrides: str):
+    cfg = compose_config(
+        "source=folder",
+        f"source.root={photos / 'jpeg'}",
+        f"generator={generator}",
+        "generator.gen_size=native",
+        f"generator.max_side={MAX_SIDE}",
+        "logger=none",
+        *overrides,
+    )
+    with open_dict(cfg):
+        cfg.dataset_dir = str(out)
+    return cfg
+
+
+def twin_cfg(photos: Path, out: Path, *overrides: str):
+    return native_cfg(photos, out, "lossless_twin", f"generator.twins={photos / 'lossless'}", *overrides)
+
+
+def decoded(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), np.float64)
+
+
+def halves(out: Path, row: dict) -> tuple[np.ndarray, np.ndarray]:
+    return decoded(out / row["original"]), decoded(out / row["ai"])
+
+
+# ------------------------------------------------------------------------------------- the geometry, pure
+
+
+@pytest.mark.parametrize(
+    ("side", "multiple", "max_side", "offset", "crop", "work_side"),
+    [
+        (259, 8, 1024, 1, 256, 256),  # cropped (centred), never resized
+        (256, 8, 1024, 0, 256, 256),
+        (270, 16, 1024, 7, 256, 256),  # FLUX-family: 16
+        (381, 8, 320, 2, 376, 320),  # above max_side: resized once
+        (1030, 8, 1024, 3, 1024, 1024),  # the crop alone fits: no resize
+        (900, 16, 1000, 2, 896, 896),
+        (1200, 16, 1000, 0, 1200, 992),  # max_side down to the multiple
+    ],
+)
+def test_native_grid_crops_to_the_multiple_and_resizes_only_above_max_side(
+    side, multiple, max_side, offset, crop, work_side
+):
+    grid = native_grid(side, multiple, max_side)
+    assert (grid.offset, grid.crop, grid.work_side) == (offset, crop, work_side)
+    assert grid.resized == (work_side != crop)
+    square = Image.new("RGB", (side, side))
+    assert grid.square(square).size == (work_side, work_side)
+    assert grid.box((10.0, 20.0, 10.0 + side, 20.0 + side)) == (
+        10 + offset,
+        20 + offset,
+        10 + offset + crop,
+        20 + offset + crop,
+    )
+
+
+def test_the_cut_is_a_crop_of_the_same_pixels(photos):
+    photo = ImageLoader(min_side=1, draft=False)(photos / "jpeg" / "portrait_rot6.jpg")
+    native = native_square(photo, photos / "jpeg" / "portrait_rot6.jpg", 8, MAX_SIDE, 64, reads_history=False)
+    box = (native.facts["crop_left"], native.facts["crop_top"])
+    side = native.facts["crop_side"]
+    expected = photo.image.crop((box[0], box[1], box[0] + side, box[1] + side))
+    assert native.image.tobytes() == expected.tobytes() and native.facts["jpeg_history"] == "none"
+
+
+def test_a_native_square_below_size_is_a_recorded_skip(photos):
+    photo = ImageLoader(min_side=1, draft=False)(photos / "jpeg" / "landscape.jpg")  # side 259
+    with pytest.raises(SkipImage, match="native square .256 px. is below size=264"):
+        native_square(photo, photos / "jpeg" / "landscape.jpg", 8, MAX_SIDE, 264, reads_history=False)
+
+
+def test_same_side_groups_keep_the_input_order():
+    images = [Image.new("RGB", (side, side)) for side in (64, 72, 64, 80, 72)]
+    assert same_side_groups(images) == [[0, 2], [1, 4], [3]]
+
+
+def test_the_side_multiple_comes_from_the_model():
+    autoencoder = SimpleNamespace(config=SimpleNamespace(block_out_channels=(128, 256, 512, 512)))
+    assert DiffusersGenerator.side_multiple(SimpleNamespace(vae=autoencoder), autoencoder) == 8  # SD-family
+    flux = SimpleNamespace(vae=autoencoder, transformer=object())  # packed 2x2 latents
+    assert DiffusersGenerator.side_multiple(flux, autoencoder) == 16
+
+
+# ----------------------------------------------------------------- the must-show run: vae_tiny at native
+
+
+@pytest.fixture(scope="session")
+def vae_native(photos, tmp_path_factory) -> Path:
+    """The issue's command on the photos, as a user types it (a smaller max_side so one square is resized)."""
+    out = tmp_path_factory.mktemp("vae-native") / "out"
+    result = run_cli(
+        "generator=vae_tiny",
+        "generator.gen_size=native",
+        "pairing.jpeg_history=matched",
+        "source=folder",
+        f"source.root={photos / 'jpeg'}",
+        "logger=none",
+        f"dataset_dir={out}",
+        f"generator.max_side={MAX_SIDE}",
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_each_pair_records_equal_sides_before_the_shared_resize(vae_native, photos):
+    rows = {row["id"]: row for row in manifest_rows(vae_native)}
+    assert set(rows) == {name for name, *_ in PHOTOS}
+    for name, width, height, _orientation, *_ in PHOTOS:
+        row = rows[name]
+        side = min(width, height)
+        assert row["gen_size"] == "native" and row["max_side"] == MAX_SIDE and row["size"] == 256
+        assert row["native_side"] == side and row["crop_side"] == side - side % 8
+        # centred in the upright photo, in its full-resolution pixels
+        assert row["crop_left"] == (width - side) // 2 + (side % 8) // 2
+        assert row["crop_top"] == (height - side) // 2 + (side % 8) // 2
+        assert row["resized"] == (side > MAX_SIDE)
+        assert row["original_side"] == row["ai_side"] == (MAX_SIDE if side > MAX_SIDE else row["crop_side"])
+        assert row["jpeg_history"] == ("matched_resampled" if side > MAX_SIDE else "matched")
+        for half in halves(vae_native, row):
+            assert half.shape == (256, 256, 3)
+
+
+def test_the_original_half_is_the_recorded_crop_through_the_shared_resize(vae_native, photos):
+    for row in manifest_rows(vae_native):
+        photo = ImageLoader(min_side=1, draft=False)(photos / "jpeg" / row["source"]).image
+        left, top, side = row["crop_left"], row["crop_top"], row["crop_side"]
+        square = photo.crop((left, top, left + side, top + side))
+        if row["resized"]:
+            square = to_square(square, row["original_side"])
+        expected = JpegSettings(95, "4:2:0").encode(to_square(square, 256))
+        assert (vae_native / row["original"]).read_bytes() == expected
+
+
+def test_the_audit_runs_on_a_native_vae_dataset(vae_native, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "aigen.audit", str(vae_native), "--out", str(tmp_path / "audit")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    assert report["pairs"] == len(PHOTOS)
+
+
+# --------------------------------------------------- matched history on the grid: the lossless control
+
+
+def test_the_matched_history_at_native_gives_the_lossless_twin_the_sources_pixels(photos):
+    """The twin (the JPEG's pixels before compression) compressed on the source's own grid IS the decoded source,
+    away from the crop's border (where the encoder saw the photo's neighbouring pixels); the clean twin is not."""
+    twin = LosslessTwin(str(photos / "lossless"), str(photos / "jpeg"), gen_size="native", max_side=MAX_SIDE)
+    twin.load()
+    for name, width, height, *_ in PHOTOS:
+        path = photos / "jpeg" / f"{name}.jpg"
+        native = native_square(ImageLoader(min_side=1)(path), path, 8, MAX_SIDE, 64, reads_history=True)
+        clean = twin.prepare(native.image)
+        matched = np.asarray(match_jpeg_history(clean, native.history), np.float64)
+        original = np.asarray(native.image, np.float64)
+        inner = (slice(16, -16), slice(16, -16))
+        if min(width, height) > MAX_SIDE:  # resized: the source's grid is gone, and the row says so
+            assert native.facts["jpeg_history"] == "matched_resampled"
+            continue
+        assert np.abs(matched - original)[inner].max() == 0
+        assert np.abs(matched - original).mean() < 0.5 < 1.5 < np.abs(np.asarray(clean, np.float64) - original).mean()
+
+
+@pytest.mark.parametrize("history", ["matched", "none"])
+def test_lossless_twin_at_native_matched_makes_the_ai_half_nearly_the_original(photos, tmp_path, history):
+    out = make_dataset(twin_cfg(photos, tmp_path / history, f"pairing.jpeg_history={history}")).dataset_dir
+    for row in manifest_rows(out):
+        if row["resized"]:
+            continue
+        original, ai = halves(out, row)
+        difference = np.abs(original - ai).mean()
+        assert difference < 0.7 if history == "matched" else difference > 1.2, (row["id"], difference)
+
+
+def test_identity_at_native_makes_both_halves_the_same_bytes(photos, tmp_path):
+    out = make_dataset(native_cfg(photos, tmp_path / "o", "identity", "size=64")).dataset_dir
+    rows = manifest_rows(out)
+    assert len(rows) == len(PHOTOS) and all(row["gen_size"] == "native" for row in rows)
+    for row in rows:
+        assert (out / row["original"]).read_bytes() == (out / row["ai"]).read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------- mixup
+
+
+def test_mix_is_the_weighted_sum():
+    real, generated = Image.new("RGB", (8, 8), (200, 100, 0)), Image.new("RGB", (8, 8), (0, 100, 255))
+    assert mix(real, generated, 0.25).getpixel((3, 3)) == (50, 100, 191)
+    with pytest.raises(UserError, match="one grid"):
+        mix(real, Image.new("RGB", (16, 16)), 0.5)
+
+
+def test_mixup_r_is_recorded_reproducible_and_mixes_the_halves(photos, tmp_path):
+    overrides = ("pairing.mixup=0.6", "size=64")
+    out = make_dataset(twin_cfg(photos, tmp_path / "a", *overrides)).dataset_dir
+    again = make_dataset(twin_cfg(photos, tmp_path / "b", *overrides)).dataset_dir
+    rows, rerun = manifest_rows(out), {row["id"]: row for row in manifest_rows(again)}
+    twin = LosslessTwin(str(photos / "lossless"), str(photos / "jpeg"), gen_size="native", max_side=MAX_SIDE)
+    twin.load()
+    ratios = []
+    for row in rows:
+        ratio = row["mixup_r"]
+        ratios.append(ratio)
+        assert 0 <= ratio <= 0.6 and ratio == mixup_ratio(row["seed"], 0.6) == rerun[row["id"]]["mixup_r"]
+        assert (out / row["ai"]).read_bytes() == (again / rerun[row["id"]]["ai"]).read_bytes()
+        path = photos / "jpeg" / row["source"]
+        native = native_square(ImageLoader(min_side=1)(path), path, 8, MAX_SIDE, 64, reads_history=False)
+        mixed = mix(native.image, twin.prepare(native.image), ratio)
+        assert (out / row["ai"]).read_bytes() == JpegSettings(95, "4:2:0").encode(to_square(mixed, 64))
+    assert len(set(ratios)) == len(rows)
+
+
+def test_mixup_at_a_fixed_gen_size_mixes_on_the_symmetric_grid(photos, tmp_path):
+    """Without native, the original at gen_size (the symmetric path) is the grid the generated image is on."""
+    cfg = twin_cfg(photos, tmp_path / "o", "generator.gen_size=128", "size=64", "pairing.mixup=1")
+    rows = manifest_rows(make_dataset(cfg).dataset_dir)
+    assert len(rows) == len(PHOTOS) and all(0 <= row["mixup_r"] <= 1 and "seed" in row for row in rows)
+    assert "native_side" not in rows[0]
+
+
+# ------------------------------------------------------------------------- fingerprint and dir name
+
+
+def content(*overrides: str, generator: str = "vae_tiny") -> tuple[str, str]:
+    cfg = compose_config("source=samples", "logger=none", f"generator={generator}", *overrides)
+    source, built = build(cfg.source), build(cfg.generator)
+    return fingerprint(identity.content_config(cfg, source, built)), identity.dataset_dir(cfg, source, built).name
+
+
+def test_existing_fingerprints_and_dir_names_are_unchanged():
+    """Computed on main before native resolution and mixup existed."""
+    assert content() == ("3dc227f362515c5d", "samples-vae_tiny-256-vae-tiny-random-sample-s0")
+    assert content(generator="identity") == ("240b682d8b7d3f71", "samples-identity-256-gen512")
+    assert content("generator.max_side=512", "pairing.mixup=0", "workers=1", "batch_size=2")[0] == "3dc227f362515c5d"
+
+
+@pytest.mark.parametrize("generator", ["vae_tiny", "identity"])
+def test_every_pixel_setting_changes_the_fingerprint_and_the_dir(generator):
+    native = ("generator.gen_size=native",)
+    settings = [
+        (),
+        native,
+        (*native, "generator.max_side=512"),
+        (*native, "pairing.jpeg_history=matched"),
+        (*native, "pairing.mixup=0.5"),
+        (*native, "pairing.mixup=0.25"),
+        ("pairing.mixup=0.5",),
+    ]
+    fingerprints = [content(*overrides, generator=generator)[0] for overrides in settings]
+    assert len(set(fingerprints)) == len(settings)
+    assert content(*native, generator=generator)[1].endswith("native1024" + ("-s0" if generator == "vae_tiny" else ""))
+    assert "-mix0.5" in content(*native, "pairing.mixup=0.5", generator=generator)[1]
+    assert content(*native, "pairing.mixup=0.5", "seed=1", generator=generator)[0] != fingerprints[4]  # r's seed
+
+
+def test_batch_size_auto_sizes_native_batches_for_max_side():
+    native = build(compose_config("generator=vae", "generator.gen_size=native", "generator.max_side=1024").generator)
+    fixed = build(compose_config("generator=vae", "generator.gen_size=1024").generator)
+    assert native.memory_estimate(torch.float32) == fixed.memory_estimate(torch.float32)
+    assert (
+        native.memory_estimate(torch.float32)[1]
+        > build(compose_config("generator=vae").generator).memory_estimate(torch.float32)[1]
+    )
+
+
+# -------------------------------------------------------------- img2img and inpaint: sides grouped per call
+
+
+@pytest.mark.parametrize("generator", ["img2img_tiny", "inpaint_tiny"])
+def test_img2img_and_inpaint_at_native_return_each_side_in_input_order(photos, tmp_path, generator):
+    out = make_dataset(native_cfg(photos, tmp_path / "o", generator, "batch_size=5", "size=64")).dataset_dir
+    rows = manifest_rows(out)
+    assert len(rows) == len(PHOTOS) and len({row["ai_side"] for row in rows}) > 2  # one batch, several sides
+    for row in rows:
+        assert row["ai_side"] == row["original_side"]
+
+
+def test_a_batch_of_mixed_sides_gives_each_image_what_it_gets_alone():
+    cfg = compose_config("generator=vae_tiny", "generator.gen_size=native", "generator.latent=mode")
+    vae = build(cfg.generator)
+    vae.load()
+    scene = Image.fromarray(skimage.data.astronaut())
+    inputs = [scene.crop((0, 0, side, side)) for side in (64, 80, 64, 96)]
+    together = vae.generate(inputs, [0, 1, 2, 3])
+    for given, result in zip(inputs, together, strict=True):
+        alone = vae.generate([given], [0])[0]
+        assert result.image.size == given.size
+        assert np.abs(np.asarray(result.image, int) - np.asarray(alone.image, int)).max() <= 1
+
+
+def test_vae_tiling_at_native_is_recorded_per_image():
+    """diffusers tiles only above the autoencoder's sample size: the row says which images were tiled."""
+    vae = build(
+        compose_config("generator=vae_tiny", "generator.gen_size=native", "generator.vae_tiling=true").generator
+    )
+    vae.load()
+    limit = vae.autoencoder(vae._pipe).tile_sample_min_size
+    inputs = [Image.new("RGB", (side, side), (90, 120, 30)) for side in (limit, limit + 16)]
+    assert [result.info["vae_tiled"] for result in vae.generate(inputs, [0, 1])] == [False, True]
+
+
+# ------------------------------------------------------------------------------------------ bad values
+
+
+def test_a_bad_native_setting_is_one_line_on_the_command_line(tmp_path):
+    out = tmp_path / "o"
+    result = run_cli(
+        "generator=vae_tiny", "generator.gen_size=nativ", "source=samples", "logger=none", f"dataset_dir={out}"
+    )
+    assert_one_line_error(result, "generator.gen_size='nativ' must be a positive multiple of 8 or native")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (("generator=vae_tiny", "generator.max_side=0"), "generator.max_side=0 must be a whole number, at least 8"),
+        (("generator=identity", "pairing.mixup=2"), "pairing.mixup=2 must be between 0 and 1"),
+        (("generator=identity", "pairing.mixup=-0.1"), "pairing.mixup=-0.1 must be between 0 and 1"),
+        (("generator=sd_tiny", "generator.gen_size=native"), "sd_tiny does not regenerate the photo in place"),
+        (("generator=vae_tiny", "generator.gen_size=native", "pairing.geometry=direct"), "pairing.geometry=direct"),
+        (("generator=vae_tiny", "generator.gen_size=native", "generator.max_side=128"), "below size=256"),
+        (("generator=identity", "pairing.geometry=direct", "pairing.mixup=0.5"), "needs both halves on one grid"),
+        (("generator=vae_tiny", "generator.gen_size=native", "generator.input_side=64"), "input_side must be null"),
+        (("generator=native_twin", "generator.twins=x", "generator.gen_size=native"), "native_twin renders"),
+    ],
+)
+def test_a_native_setting_that_cannot_work_is_refused_before_any_work(overrides, fragment, tmp_path):
+    cfg = compose_config("source=samples", "logger=none", f"dataset_dir={tmp_path / 'o'}", *overrides)
+    with pytest.raises(UserError, match=re.escape(fragment)) as error:
+        make_plan(cfg)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_jpeg_bytes_of_a_source_can_be_read_back(photos):
+    """The fixture's rotated JPEGs are stored rotated with their EXIF orientation (what the loader undoes)."""
+    with Image.open(photos / "jpeg" / "portrait_rot6.jpg") as image:
+        assert image.getexif()[0x0112] == 6 and image.size == (333, 259)
+    assert Image.open(io.BytesIO((photos / "lossless" / "portrait_rot6.png").read_bytes())).size == (259, 333)
