@@ -24,7 +24,7 @@ from aigen.errors import SkipImage, UserError
 from aigen.factory import build, make_dataset, make_plan
 from aigen.generators.controls import LosslessTwin
 from aigen.generators.diffusers_base import DiffusersGenerator
-from aigen.native import mix, mixup_ratio, native_grid, native_square, same_side_groups
+from aigen.native import ai_half, mix, mixup_ratio, native_grid, native_square, same_side_groups
 from aigen.pairing import JpegSettings, match_jpeg_history
 from aigen.preprocess import ImageLoader, to_square
 from conftest import assert_one_line_error, compose_config, manifest_rows, run_cli
@@ -136,6 +136,12 @@ def test_a_native_square_below_size_is_a_recorded_skip(photos):
 def test_same_side_groups_keep_the_input_order():
     images = [Image.new("RGB", (side, side)) for side in (64, 72, 64, 80, 72)]
     assert same_side_groups(images) == [[0, 2], [1, 4], [3]]
+
+
+def test_the_ai_side_is_the_generated_images_own():
+    generated = Image.new("RGB", (40, 40))
+    assert ai_half(generated, None, 0, 0, {"original_side": 48}) == (generated, {"original_side": 48, "ai_side": 40})
+    assert ai_half(generated, None, 0, 0, {}) == (generated, {})  # a fixed gen_size: rows as before
 
 
 def test_the_side_multiple_comes_from_the_model():
@@ -335,10 +341,21 @@ def test_batch_size_auto_sizes_native_batches_for_max_side():
 
 
 @pytest.mark.parametrize("generator", ["img2img_tiny", "inpaint_tiny"])
-def test_img2img_and_inpaint_at_native_return_each_side_in_input_order(photos, tmp_path, generator):
-    out = make_dataset(native_cfg(photos, tmp_path / "o", generator, "batch_size=5", "size=64")).dataset_dir
-    rows = manifest_rows(out)
-    assert len(rows) == len(PHOTOS) and len({row["ai_side"] for row in rows}) > 2  # one batch, several sides
+def test_img2img_and_inpaint_at_native_run_once_per_side_of_a_batch(photos, tmp_path, generator):
+    cfg = native_cfg(photos, tmp_path / "o", generator, "batch_size=5", "size=64")
+    model = build(cfg.generator)
+    calls: list[list[int]] = []
+    run = model.run
+
+    def recorded(inputs, generators):
+        calls.append([image.width for image in inputs])
+        return run(inputs, generators)
+
+    model.run = recorded
+    rows = manifest_rows(make_dataset(cfg, generator=model).dataset_dir)
+    sides = sorted(row["ai_side"] for row in rows)
+    assert len(rows) == len(PHOTOS) and sorted(side for call in calls for side in call) == sides
+    assert len(calls) == len(set(sides)) > 2 and all(len(set(call)) == 1 for call in calls)  # one call per side
     for row in rows:
         assert row["ai_side"] == row["original_side"]
 
