@@ -19,6 +19,9 @@ HIGHER-resolution lossless version of each source photo (the scene; the source i
 or JPEG), and the AI half is the twin's centred square resized once to `gen_size`: what a generator that changed
 nothing would render. Its pairs show what the pair processing does to a natively rendered image.
 
+At `gen_size=native` (aigen.native) identity and lossless_twin work on the photo's own grid: the twin is cut
+exactly where the factory cuts its source photo (on the source JPEG's block grid), and nothing is resized.
+
 The generator interface hands `prepare` the decoded square only, so the twin is found by the square's exact
 pixels: `load` decodes every source JPEG that has a twin exactly as the factory does (full resolution, upright,
 centred square) and keys the twin by a hash of that square. It needs `input_side: null` (no reduced JPEG
@@ -35,7 +38,7 @@ from PIL import Image, ImageOps
 
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
-from aigen.native import CONTROL_MULTIPLE, DEFAULT_MAX_SIDE, check_gen_size, check_max_side, native_grid
+from aigen.native import CONTROL_MULTIPLE, DEFAULT_MAX_SIDE, block_grid, check_gen_size, check_max_side, native_grid
 from aigen.preprocess import Photo, to_rgb, to_square
 
 LOSSLESS_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -84,12 +87,6 @@ class Identity(Generator):
         """The resize happens here, on the factory's worker threads (native: the factory has cut the square)."""
         return square if self.native else to_square(square, self.gen_size)
 
-    def input_square(self, square: Image.Image) -> Image.Image:
-        """What `prepare` receives for a photo's decoded centred square: itself, or its native cut (aigen.native)."""
-        if not self.native:
-            return square
-        return native_grid(square.width, self.native_multiple, self.max_side).square(square)
-
     def generate(self, inputs: list[Image.Image], seeds: list[int]) -> list[Variation | SkipImage]:
         return [Variation(image) for image in inputs]
 
@@ -99,12 +96,17 @@ def square_key(square: Image.Image) -> str:
     return hashlib.sha256(repr(square.size).encode() + square.tobytes()).hexdigest()
 
 
-def decoded_square(path: Path) -> Image.Image:
-    """The centred square of a photo decoded as the factory's loader does at full resolution: upright, RGB.
-    (Not through ImageLoader itself: constructing one resets Pillow's global decompression-bomb limit.)"""
+def decoded_upright(path: Path) -> Image.Image:
+    """A photo decoded as the factory's loader does at full resolution: upright, RGB. (Not through ImageLoader
+    itself: constructing one resets Pillow's global decompression-bomb limit.)"""
     with Image.open(path) as image:
         image.load()
-        upright = to_rgb(ImageOps.exif_transpose(image))
+        return to_rgb(ImageOps.exif_transpose(image))
+
+
+def decoded_square(path: Path) -> Image.Image:
+    """The centred square of a photo decoded as the factory's loader does at full resolution."""
+    upright = decoded_upright(path)
     return Photo(upright, upright.size).condition_square()
 
 
@@ -148,6 +150,7 @@ class LosslessTwin(Identity):
         self.twins_root = Path(to_absolute_path(str(Path(twins).expanduser())))
         self.source_root = Path(to_absolute_path(str(Path(source_root).expanduser())))
         self._twins: dict[str, Path] = {}
+        self._sources: dict[str, Path] = {}  # gen_size=native: the source photo, whose block grid places the cut
 
     def plan(self, count: int, whole: int | None = None) -> str:
         return f"{self.name}: {count} control images (the {self.kind} twin {self.at_gen_size()}; nothing generated)"
@@ -164,21 +167,28 @@ class LosslessTwin(Identity):
             )
         for source, twin in pairs:
             try:
-                self._twins[square_key(self.input_square(decoded_square(source)))] = twin
+                key = square_key(self.native_cut(source, source) if self.native else decoded_square(source))
+                self._twins[key], self._sources[key] = twin, source
             except OSError:
                 continue  # the factory skips it too, with its reason
 
     def prepare(self, square: Image.Image) -> Image.Image:
         twin = self.twin_square(square)
-        return self.input_square(twin) if self.native else to_square(twin, self.gen_size)
+        return twin if self.native else to_square(twin, self.gen_size)
+
+    def native_cut(self, photo: Path, source: Path) -> Image.Image:
+        """`photo` cut as the factory cuts `source` at gen_size=native (aigen.native): on its JPEG block grid."""
+        upright = decoded_upright(photo)
+        return native_grid(upright.size, self.native_multiple, self.max_side, block_grid(source)).cut(upright)
 
     def twin_square(self, square: Image.Image) -> Image.Image:
         """The twin's centred square for this photo's square; a recorded skip when there is none or it does not fit."""
-        twin = self._twins.get(square_key(square))
+        key = square_key(square)
+        twin = self._twins.get(key)
         if twin is None:
             raise SkipImage("prepare", f"no {self.kind} twin in {self.twins_root} matches this photo's pixels")
-        twin_square = decoded_square(twin)
-        if not self.fits(self.input_square(twin_square).width, square.width):
+        twin_square = self.native_cut(twin, self._sources[key]) if self.native else decoded_square(twin)
+        if not self.fits(twin_square.width, square.width):
             sides = f"{twin_square.size}; the photo's square, {square.size}"
             raise SkipImage("prepare", f"{self.kind} twin {twin} is {sides}")
         return twin_square
