@@ -378,8 +378,9 @@ def test_batch_size_auto_sizes_native_batches_for_max_side():
 # -------------------------------------------------------------- img2img and inpaint: sides grouped per call
 
 
-@pytest.mark.parametrize("generator", ["img2img_tiny", "inpaint_tiny"])
-def test_img2img_and_inpaint_at_native_run_once_per_side_of_a_batch(photos, tmp_path, generator):
+@pytest.mark.parametrize(("generator", "multiple"), [("img2img_tiny", 8), ("inpaint_tiny", 8), ("flux_fill_tiny", 16)])
+def test_pixel_pipelines_at_native_run_once_per_side_of_a_batch(photos, tmp_path, generator, multiple):
+    """img2img and inpaint (and the pipelines built on them: FLUX's packed latents need sides of 16)."""
     cfg = native_cfg(photos, tmp_path / "o", generator, "batch_size=5", "size=64")
     model = build(cfg.generator)
     calls: list[list[int]] = []
@@ -395,7 +396,7 @@ def test_img2img_and_inpaint_at_native_run_once_per_side_of_a_batch(photos, tmp_
     assert len(rows) == len(PHOTOS) and sorted(side for call in calls for side in call) == sides
     assert len(calls) == len(set(sides)) > 2 and all(len(set(call)) == 1 for call in calls)  # one call per side
     for row in rows:
-        assert row["ai_side"] == row["original_side"]
+        assert row["ai_side"] == row["original_side"] and row["crop_side"] % multiple == 0
 
 
 def test_a_batch_of_mixed_sides_gives_each_image_what_it_gets_alone():
