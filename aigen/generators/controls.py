@@ -38,7 +38,15 @@ from PIL import Image, ImageOps
 
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
-from aigen.native import CONTROL_MULTIPLE, DEFAULT_MAX_SIDE, block_grid, check_gen_size, check_max_side, native_grid
+from aigen.native import (
+    CONTROL_MULTIPLE,
+    DEFAULT_MAX_SIDE,
+    NATIVE,
+    block_grid,
+    check_gen_size,
+    check_max_side,
+    native_grid,
+)
 from aigen.preprocess import Photo, to_rgb, to_square
 
 LOSSLESS_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -213,7 +221,7 @@ class NativeTwin(LosslessTwin):
         name: str = "native_twin",
         license: str | None = None,
     ) -> None:
-        if gen_size == "native":
+        if gen_size == NATIVE:
             raise UserError(
                 "generator.gen_size=native: native_twin renders the scene at a fixed gen_size, as a generator's "
                 "image is born; on the photo's own grid use lossless_twin or identity"

@@ -36,7 +36,7 @@ from aigen.generators.gpu import (
     torchao_config,
     torchao_installed,
 )
-from aigen.native import DEFAULT_MAX_SIDE, check_gen_size, check_max_side, same_side_groups
+from aigen.native import DEFAULT_MAX_SIDE, NATIVE, check_gen_size, check_max_side, same_side_groups
 from aigen.preprocess import to_square
 
 log = logging.getLogger(__name__)
@@ -132,12 +132,12 @@ class DiffusersGenerator(Generator):
     ) -> None:
         check_gen_size(gen_size)
         check_max_side(max_side)
-        if gen_size == "native" and not self.native_sides:
+        if gen_size == NATIVE and not self.native_sides:
             raise UserError(
                 f"generator.gen_size=native: {name} does not regenerate the photo in place; native resolution is "
                 "for the pixel-aligned generators (vae, img2img, inpaint) and the controls"
             )
-        if gen_size == "native" and input_side is not None:
+        if gen_size == NATIVE and input_side is not None:
             raise UserError("generator.input_side must be null with generator.gen_size=native (full-resolution pixels)")
         if input_side is not None:
             whole_number("generator.input_side", input_side, 8)
