@@ -135,7 +135,7 @@ class DiffusersGenerator(Generator):
         if gen_size == NATIVE and not self.native_sides:
             raise UserError(
                 f"generator.gen_size=native: {name} does not regenerate the photo in place; native resolution is "
-                "for the pixel-aligned generators (vae, img2img, inpaint) and the controls"
+                "for the pixel-aligned generators (vae, img2img, inpaint and those built on them) and the controls"
             )
         if gen_size == NATIVE and input_side is not None:
             raise UserError("generator.input_side must be null with generator.gen_size=native (full-resolution pixels)")
