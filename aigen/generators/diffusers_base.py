@@ -382,7 +382,8 @@ class DiffusersGenerator(Generator):
             self._scheduler_class = type(pipe.scheduler).__name__
         autoencoder = self.autoencoder(pipe)
         if autoencoder is not None:
-            self.native_multiple = self.side_multiple(pipe, autoencoder)
+            if self.native:
+                self.native_multiple = self.side_multiple(pipe, autoencoder)
             if self.vae_slicing:
                 autoencoder.enable_slicing()
             if self.vae_tiling:
