@@ -24,12 +24,20 @@ def content_config(cfg: DictConfig, source: Source, generator: Generator) -> dic
         "source": {"name": source.name, "identity": source.identity},
         "size": cfg.size,
         "jpeg": settings_of(cfg.jpeg),
-        "pairing": settings_of(cfg.pairing),
+        "pairing": pairing_settings(cfg),
         **generator.describe(),
     }
-    if generator.seeded:
+    if generator.seeded or content["pairing"].get("mixup"):  # mixup's r is drawn from each image's seed
         content["seed"] = cfg.seed
     return content
+
+
+def pairing_settings(cfg: DictConfig) -> dict:
+    """The pairing settings, without `mixup` when it is off: datasets made before it existed keep their fingerprint."""
+    pairing = settings_of(cfg.pairing)
+    if not pairing.get("mixup"):
+        pairing.pop("mixup", None)
+    return pairing
 
 
 def dataset_dir(cfg: DictConfig, source: Source, generator: Generator) -> Path:
@@ -37,8 +45,11 @@ def dataset_dir(cfg: DictConfig, source: Source, generator: Generator) -> Path:
     (e.g. `indoor-sd-256-g3.0-s0`, `indoor-dalle2-256-dall-e-2-512x512`)."""
     if cfg.get("dataset_dir"):
         return Path(to_absolute_path(str(cfg.dataset_dir)))
-    parts = [source.name, generator.name, str(cfg.size), *generator.dir_tags()]
-    if generator.seeded:
+    parts = [source.name, generator.name, str(cfg.size), *generator.dir_tags(), *generator.native_tags()]
+    mixup = cfg.pairing.get("mixup")
+    if mixup:
+        parts.append(f"mix{mixup}")
+    if generator.seeded or mixup:
         parts.append(f"s{cfg.seed}")
     name = "-".join(part.replace("/", "_") for part in parts)
     return Path(to_absolute_path(str(cfg.data_dir))) / "processed" / name

@@ -26,6 +26,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
+from aigen.checks import number
 from aigen.errors import UserError
 from aigen.preprocess import Photo, to_square
 
@@ -61,12 +62,19 @@ class Pairing:
 
     geometry: str = "symmetric"
     jpeg_history: str = "none"
+    mixup: float = 0.0  # DDA's pixel mixup: AI half = r x real + (1 - r) x generated, r ~ U(0, mixup) (aigen.native)
 
     def __post_init__(self) -> None:
         if self.geometry not in GEOMETRIES:
             raise UserError(f"pairing.geometry={self.geometry!r} is not one of {', '.join(GEOMETRIES)}")
         if self.jpeg_history not in JPEG_HISTORIES:
             raise UserError(f"pairing.jpeg_history={self.jpeg_history!r} is not one of {', '.join(JPEG_HISTORIES)}")
+        number("pairing.mixup", self.mixup, low=0, high=1)
+        if self.mixup and self.geometry == "direct":
+            raise UserError(
+                "pairing.mixup needs both halves on one grid: pairing.geometry=direct never puts the original "
+                "on the generated image's grid; use pairing.geometry=symmetric"
+            )
 
 
 def original_at_gen_size(square: Image.Image, gen_size: int) -> Image.Image:

@@ -33,3 +33,8 @@ def gallery_key(image_id: str) -> int:
 def split_key(seed: int, image_id: str) -> int:
     """Sort key for the detector's train/validation split by pair (the same for both halves of a pair)."""
     return _hash_int("split", seed, image_id)
+
+
+def unit_interval(purpose: str, seed: int) -> float:
+    """A number in [0, 1) drawn from a seed for one `purpose` (e.g. `mixup`'s ratio per image)."""
+    return _hash_int(purpose, seed) / 2**64

@@ -15,6 +15,7 @@ from aigen.errors import RunStopped, SkipImage, UserError
 from aigen.factory.events import RunEvents
 from aigen.factory.generation import BatchGenerator
 from aigen.factory.prepare import Prepared, Preparer
+from aigen.native import ai_half
 from aigen.pairing import PairProcessor
 from aigen.seeding import per_image_seed
 from aigen.sources import SourceItem
@@ -79,6 +80,7 @@ def write_batch(
             writer.record_failure(p.item, result.stage, result.reason)
             failed += 1
             continue
+        image, pixels = ai_half(result.image, p.real, image_seed, processor.pairing.mixup, p.pixels)
         row = {
             "id": p.item.id,
             "source": p.item.source,
@@ -86,12 +88,13 @@ def write_batch(
             "category": p.item.category,
             **description,
             **result.info,
+            **pixels,
             "size": processor.size,
             "photo_side": p.photo_side,
         }
-        if generator.seeded:
+        if generator.seeded or "mixup_r" in pixels:
             row["seed"] = image_seed
-        writer.write_pair(row, p.original_jpeg, partial(processor.ai_jpeg, result.image, p.history))
+        writer.write_pair(row, p.original_jpeg, partial(processor.ai_jpeg, image, p.history))
         written += 1
         upscaled += p.photo_side < processor.size
     if stopped:

@@ -43,6 +43,19 @@ def build(node: DictConfig):
         raise
 
 
+def check_native(generator: Generator, processor: PairProcessor) -> None:
+    """gen_size=native: both halves are cut from the photo's own square (aigen.native), never below `size`."""
+    if not generator.native:
+        return
+    if processor.pairing.geometry == "direct":
+        raise UserError(
+            "pairing.geometry=direct with generator.gen_size=native: at native resolution both halves share one "
+            "grid and one path to `size`; use pairing.geometry=symmetric"
+        )
+    if generator.max_side < processor.size:
+        raise UserError(f"generator.max_side={generator.max_side} is below size={processor.size}: never upscaled")
+
+
 def selection_key(items: list[SourceItem]) -> str:
     """Which photos a round of runs selected (over all shards): a shard that finished another selection is not
     done with this one."""
@@ -81,6 +94,7 @@ def make_plan(cfg: DictConfig, source: Source | None = None, generator: Generato
     generator = generator or build(cfg.generator)
     loader: ImageLoader = build(cfg.loader)
     processor = PairProcessor(build(cfg.pairing), build(cfg.jpeg), cfg.size, generator.gen_size)
+    check_native(generator, processor)
     content = identity.content_config(cfg, source, generator)
     select_gpu(shard)  # before batch_size=auto reads the free memory of "the" GPU
     batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size

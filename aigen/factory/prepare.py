@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from PIL import Image
 
 from aigen.errors import SkipImage
 from aigen.generators.base import Generator
-from aigen.pairing import JpegHistory, PairProcessor
-from aigen.preprocess import ImageLoader
+from aigen.native import native_square
+from aigen.pairing import JpegHistory, PairProcessor, original_at_gen_size
+from aigen.preprocess import ImageLoader, to_square
 from aigen.sources import SourceItem
 from aigen.workers import lower_priority
 
@@ -19,7 +22,9 @@ from aigen.workers import lower_priority
 @dataclass
 class Prepared:
     """A source photo ready for a generator: the square original, already encoded, the generator's input, and
-    the source's JPEG history when the AI half is to be given it."""
+    the source's JPEG history when the AI half is to be given it. `pixels`: the per-photo facts that decide its
+    pair's pixels, for the manifest row (the native grid: aigen.native); `real`: the original on the generated
+    image's grid, for pairing.mixup."""
 
     item: SourceItem
     original_jpeg: bytes = b""
@@ -27,6 +32,8 @@ class Prepared:
     history: JpegHistory | None = None
     photo_side: int = 0  # the side of the photo's centred square at full resolution (recorded per row)
     skip: SkipImage | None = None
+    pixels: dict = field(default_factory=dict)
+    real: Image.Image | None = None
 
 
 def batches(items: list, size: int) -> Iterator[list]:
@@ -49,26 +56,53 @@ class Preparer:
         self.loader = loader
         self.generator = generator
         self.processor = processor
-        # Decode just large enough for every use, unless the generator needs the full resolution (None) or the
-        # source's JPEG history is read (its block grid is counted in full-resolution pixels).
-        needs_full = generator.input_side is None or processor.reads_history
+        # Decode just large enough for every use, unless the generator needs the full resolution (None), works on
+        # the photo's own grid (native) or the source's JPEG history is read (its block grid is counted in
+        # full-resolution pixels).
+        needs_full = generator.input_side is None or generator.native or processor.reads_history
         self.decode_side = None if needs_full else max(processor.size, generator.input_side, generator.gen_size)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare", initializer=lower_priority)
         self.batches_ahead = batches_ahead
 
     def prepare(self, item: SourceItem) -> Prepared:
+        if self.generator.native:
+            return self.prepare_native(item)
         try:
             file = item.photo_file()  # a path, or the bytes of a photo in a container (parquet, tar, arrow)
             photo = self.loader(file, self.decode_side)
             model_input = self.generator.prepare(photo.condition_square())
         except SkipImage as skip:
             return Prepared(item, skip=skip)
+        mixing = self.processor.pairing.mixup > 0
         return Prepared(
             item,
             original_jpeg=self.processor.original_jpeg(photo),
             model_input=model_input,
             history=self.processor.history(file, photo),
             photo_side=min(photo.full_size),
+            real=original_at_gen_size(photo.condition_square(), self.generator.gen_size) if mixing else None,
+        )
+
+    def prepare_native(self, item: SourceItem) -> Prepared:
+        """gen_size=native: the photo's square cut to its native grid is both the generator's input and the
+        original half, which then takes the AI half's path to `size` (aigen.native)."""
+        processor = self.processor
+        try:
+            file = item.photo_file()
+            photo = self.loader(file, self.decode_side)
+            multiple, max_side = self.generator.native_multiple, self.generator.max_side
+            native = native_square(photo, file, multiple, max_side, processor.size, processor.reads_history)
+            model_input = self.generator.prepare(native.image)
+        except SkipImage as skip:
+            return Prepared(item, skip=skip)
+        return Prepared(
+            item,
+            original_jpeg=processor.jpeg.encode(to_square(native.image, processor.size)),
+            model_input=model_input,
+            history=native.history,
+            photo_side=min(photo.full_size),
+            pixels=native.facts,
+            real=native.image if processor.pairing.mixup > 0 else None,
         )
 
     def stream(self, items: list[SourceItem], batch_size: int) -> Iterator[list[Prepared]]:

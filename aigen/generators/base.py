@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from aigen.errors import SkipImage
+from aigen.native import DEFAULT_MAX_SIDE, NATIVE
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,23 @@ class Generator:
     """The interface the factory drives, with the defaults most generators share."""
 
     name: str
-    gen_size: int  # the side of the images it returns (the original half passes through it too: aigen.pairing)
+    gen_size: int | str  # the side of the images it returns (the original half passes through it too: aigen.pairing)
+    # or `native`: the photo's own side (aigen.native), cropped to `native_multiple` (known once loaded), at most
+    # `max_side`
+    max_side: int = DEFAULT_MAX_SIDE
+    native_multiple: int | None = None
     input_side: int | None = None  # the side of the square photo it needs; None = full resolution
     seeded: bool = True  # whether the per-image seeds decide its pixels (False for APIs that take no seed)
     paid: bool = False  # whether images cost money: `plan` then gets the count for the whole dataset (all shards)
     license: str | None = None  # the model's licence as its config states it (`generator.license`), for the card
+
+    @property
+    def native(self) -> bool:
+        return self.gen_size == NATIVE
+
+    def native_tags(self) -> list[str]:
+        """The dataset dir name's part for gen_size=native: its datasets never meet a fixed gen_size's."""
+        return [f"native{self.max_side}"] if self.native else []
 
     def describe(self) -> dict:
         """The settings that decide the output (model, revision, steps, ...): fingerprinted and recorded per pair.

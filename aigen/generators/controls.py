@@ -19,6 +19,9 @@ HIGHER-resolution lossless version of each source photo (the scene; the source i
 or JPEG), and the AI half is the twin's centred square resized once to `gen_size`: what a generator that changed
 nothing would render. Its pairs show what the pair processing does to a natively rendered image.
 
+At `gen_size=native` (aigen.native) identity and lossless_twin work on the photo's own grid: the twin is cut
+exactly where the factory cuts its source photo (on the source JPEG's block grid), and nothing is resized.
+
 The generator interface hands `prepare` the decoded square only, so the twin is found by the square's exact
 pixels: `load` decodes every source JPEG that has a twin exactly as the factory does (full resolution, upright,
 centred square) and keys the twin by a hash of that square. It needs `input_side: null` (no reduced JPEG
@@ -33,9 +36,17 @@ from pathlib import Path
 from hydra.utils import to_absolute_path
 from PIL import Image, ImageOps
 
-from aigen.checks import multiple_of_8
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
+from aigen.native import (
+    CONTROL_MULTIPLE,
+    DEFAULT_MAX_SIDE,
+    NATIVE,
+    block_grid,
+    check_gen_size,
+    check_max_side,
+    native_grid,
+)
 from aigen.preprocess import Photo, to_rgb, to_square
 
 LOSSLESS_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -47,21 +58,32 @@ class Identity(Generator):
 
     seeded = False  # the seeds decide nothing
     input_side = None
+    native_multiple = CONTROL_MULTIPLE
 
-    def __init__(self, gen_size: int = 512, name: str = "identity", license: str | None = None) -> None:
-        multiple_of_8("generator.gen_size", gen_size)
+    def __init__(
+        self,
+        gen_size: int | str = 512,
+        name: str = "identity",
+        license: str | None = None,
+        max_side: int = DEFAULT_MAX_SIDE,
+    ) -> None:
+        self.gen_size = check_gen_size(gen_size)
+        self.max_side = check_max_side(max_side)
         self.name = name
-        self.gen_size = gen_size
         self.license = license
 
     def describe(self) -> dict:
-        return {"generator": self.name, "model": "none", "weights": "none", "gen_size": self.gen_size}
+        described = {"generator": self.name, "model": "none", "weights": "none", "gen_size": self.gen_size}
+        return described | ({"max_side": self.max_side} if self.native else {})
 
     def dir_tags(self) -> list[str]:
-        return [f"gen{self.gen_size}"]
+        return [] if self.native else [f"gen{self.gen_size}"]
+
+    def at_gen_size(self) -> str:
+        return "at its native side" if self.native else f"at {self.gen_size} px"
 
     def plan(self, count: int, whole: int | None = None) -> str:
-        return f"{self.name}: {count} control images (the photo itself at {self.gen_size} px; nothing generated)"
+        return f"{self.name}: {count} control images (the photo itself {self.at_gen_size()}; nothing generated)"
 
     def default_batch_size(self) -> int:
         return 16
@@ -70,8 +92,8 @@ class Identity(Generator):
         """Nothing to load."""
 
     def prepare(self, square: Image.Image) -> Image.Image:
-        """The resize happens here, on the factory's worker threads."""
-        return to_square(square, self.gen_size)
+        """The resize happens here, on the factory's worker threads (native: the factory has cut the square)."""
+        return square if self.native else to_square(square, self.gen_size)
 
     def generate(self, inputs: list[Image.Image], seeds: list[int]) -> list[Variation | SkipImage]:
         return [Variation(image) for image in inputs]
@@ -82,12 +104,17 @@ def square_key(square: Image.Image) -> str:
     return hashlib.sha256(repr(square.size).encode() + square.tobytes()).hexdigest()
 
 
-def decoded_square(path: Path) -> Image.Image:
-    """The centred square of a photo decoded as the factory's loader does at full resolution: upright, RGB.
-    (Not through ImageLoader itself: constructing one resets Pillow's global decompression-bomb limit.)"""
+def decoded_upright(path: Path) -> Image.Image:
+    """A photo decoded as the factory's loader does at full resolution: upright, RGB. (Not through ImageLoader
+    itself: constructing one resets Pillow's global decompression-bomb limit.)"""
     with Image.open(path) as image:
         image.load()
-        upright = to_rgb(ImageOps.exif_transpose(image))
+        return to_rgb(ImageOps.exif_transpose(image))
+
+
+def decoded_square(path: Path) -> Image.Image:
+    """The centred square of a photo decoded as the factory's loader does at full resolution."""
+    upright = decoded_upright(path)
     return Photo(upright, upright.size).condition_square()
 
 
@@ -118,11 +145,12 @@ class LosslessTwin(Identity):
         self,
         twins: str | None,
         source_root: str | None,
-        gen_size: int = 512,
+        gen_size: int | str = 512,
         name: str = "lossless_twin",
         license: str | None = None,
+        max_side: int = DEFAULT_MAX_SIDE,
     ) -> None:
-        super().__init__(gen_size, name, license)
+        super().__init__(gen_size, name, license, max_side)
         if not twins or not source_root:
             raise UserError(
                 f"generator={name} needs generator.twins=DIR (the {self.kind} twins) and a source with a root"
@@ -130,9 +158,10 @@ class LosslessTwin(Identity):
         self.twins_root = Path(to_absolute_path(str(Path(twins).expanduser())))
         self.source_root = Path(to_absolute_path(str(Path(source_root).expanduser())))
         self._twins: dict[str, Path] = {}
+        self._sources: dict[str, Path] = {}  # gen_size=native: the source photo, whose block grid places the cut
 
     def plan(self, count: int, whole: int | None = None) -> str:
-        return f"{self.name}: {count} control images (the {self.kind} twin at {self.gen_size} px; nothing generated)"
+        return f"{self.name}: {count} control images (the {self.kind} twin {self.at_gen_size()}; nothing generated)"
 
     def load(self) -> None:
         """Key every twin by the exact square the factory will decode from its source JPEG."""
@@ -146,19 +175,27 @@ class LosslessTwin(Identity):
             )
         for source, twin in pairs:
             try:
-                self._twins[square_key(decoded_square(source))] = twin
+                key = square_key(self.native_cut(source, source) if self.native else decoded_square(source))
+                self._twins[key], self._sources[key] = twin, source
             except OSError:
                 continue  # the factory skips it too, with its reason
 
     def prepare(self, square: Image.Image) -> Image.Image:
-        return to_square(self.twin_square(square), self.gen_size)
+        twin = self.twin_square(square)
+        return twin if self.native else to_square(twin, self.gen_size)
+
+    def native_cut(self, photo: Path, source: Path) -> Image.Image:
+        """`photo` cut as the factory cuts `source` at gen_size=native (aigen.native): on its JPEG block grid."""
+        upright = decoded_upright(photo)
+        return native_grid(upright.size, self.native_multiple, self.max_side, block_grid(source)).cut(upright)
 
     def twin_square(self, square: Image.Image) -> Image.Image:
         """The twin's centred square for this photo's square; a recorded skip when there is none or it does not fit."""
-        twin = self._twins.get(square_key(square))
+        key = square_key(square)
+        twin = self._twins.get(key)
         if twin is None:
             raise SkipImage("prepare", f"no {self.kind} twin in {self.twins_root} matches this photo's pixels")
-        twin_square = decoded_square(twin)
+        twin_square = self.native_cut(twin, self._sources[key]) if self.native else decoded_square(twin)
         if not self.fits(twin_square.width, square.width):
             sides = f"{twin_square.size}; the photo's square, {square.size}"
             raise SkipImage("prepare", f"{self.kind} twin {twin} is {sides}")
@@ -184,6 +221,11 @@ class NativeTwin(LosslessTwin):
         name: str = "native_twin",
         license: str | None = None,
     ) -> None:
+        if gen_size == NATIVE:
+            raise UserError(
+                "generator.gen_size=native: native_twin renders the scene at a fixed gen_size, as a generator's "
+                "image is born; on the photo's own grid use lossless_twin or identity"
+            )
         super().__init__(twins, source_root, gen_size, name, license)
 
     @staticmethod

@@ -21,7 +21,7 @@ import transformers
 from PIL import Image
 
 from aigen import pretrained
-from aigen.checks import multiple_of_8, number, text, whole_number
+from aigen.checks import number, text, whole_number
 from aigen.devices import resolve_device
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Generator, Variation
@@ -36,6 +36,7 @@ from aigen.generators.gpu import (
     torchao_config,
     torchao_installed,
 )
+from aigen.native import DEFAULT_MAX_SIDE, NATIVE, check_gen_size, check_max_side, same_side_groups
 from aigen.preprocess import to_square
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class DiffusersGenerator(Generator):
     # shrinks the denoiser's share and offload=model keeps only the largest component on the GPU. Without them
     # the estimates stay at weight_gib (safe: too large, never too small).
     components_gib: dict[str, float] | None = None
+    native_sides: bool = False  # whether gen_size=native is supported (the pixel-aligned generators: aigen.native)
 
     def __init__(
         self,
@@ -126,8 +128,17 @@ class DiffusersGenerator(Generator):
         license: str | None = None,
         offload: str = "none",
         quantize: str = "none",
+        max_side: int = DEFAULT_MAX_SIDE,
     ) -> None:
-        multiple_of_8("generator.gen_size", gen_size)
+        check_gen_size(gen_size)
+        check_max_side(max_side)
+        if gen_size == NATIVE and not self.native_sides:
+            raise UserError(
+                f"generator.gen_size=native: {name} does not regenerate the photo in place; native resolution is "
+                "for the pixel-aligned generators (vae, img2img, inpaint and those built on them) and the controls"
+            )
+        if gen_size == NATIVE and input_side is not None:
+            raise UserError("generator.input_side must be null with generator.gen_size=native (full-resolution pixels)")
         if input_side is not None:
             whole_number("generator.input_side", input_side, 8)
         for option, value in (("compile", compile), ("vae_slicing", vae_slicing), ("vae_tiling", vae_tiling)):
@@ -169,6 +180,7 @@ class DiffusersGenerator(Generator):
         self.model = model
         self.revision = revision
         self.gen_size = gen_size
+        self.max_side = max_side
         self.device = device
         self.dtype = dtype
         self.weights = weights
@@ -221,6 +233,7 @@ class DiffusersGenerator(Generator):
             "alignment": self.alignment,
             **self.settings(),
             "gen_size": self.gen_size,
+            **({"max_side": self.max_side} if self.native else {}),
         }
         if self.kind == "pipeline":
             described["scheduler"] = self.scheduler  # null: the model's own (each row names its class)
@@ -272,7 +285,7 @@ class DiffusersGenerator(Generator):
     def memory_estimate(self, dtype: torch.dtype) -> tuple[float, float]:
         """(weight bytes, bytes per image of a batch) at this gen_size and dtype, from the class's estimates, with
         offload and quantize."""
-        scale = (self.gen_size / 512) ** 2
+        scale = (self.largest_side() / 512) ** 2
         width = torch.finfo(dtype).bits / 16  # the estimates are for 16-bit weights and activations
         decode = 0.0 if self.vae_slicing or self.vae_tiling else self.decode_gib_per_image
         per_image = max(self.denoise_gib_per_image + decode, MIN_GIB_PER_IMAGE) * scale * width * GIB
@@ -280,6 +293,10 @@ class DiffusersGenerator(Generator):
         if self.vae_slicing or self.vae_tiling:
             fixed += self.decode_gib_per_image * scale * width * GIB  # one image at a time
         return fixed, per_image
+
+    def largest_side(self) -> int:
+        """The largest side an image is generated at: gen_size, or max_side when native."""
+        return self.max_side if self.native else self.gen_size
 
     def default_batch_size(self) -> int:
         """On CUDA: from the free memory now (before the weights are loaded), the weights and the per-image
@@ -365,6 +382,8 @@ class DiffusersGenerator(Generator):
             self._scheduler_class = type(pipe.scheduler).__name__
         autoencoder = self.autoencoder(pipe)
         if autoencoder is not None:
+            if self.native:
+                self.native_multiple = self.side_multiple(pipe, autoencoder)
             if self.vae_slicing:
                 autoencoder.enable_slicing()
             if self.vae_tiling:
@@ -391,6 +410,13 @@ class DiffusersGenerator(Generator):
     def autoencoder(self, pipe):
         return getattr(pipe, "vae", None) or getattr(pipe, "movq", None)
 
+    @staticmethod
+    def side_multiple(pipe, autoencoder) -> int:
+        """What a native side must be a multiple of: the autoencoder's downsampling (8 for SD's), twice that under a
+        transformer, whose latents are packed (FLUX) or patched (SD 3) 2x2."""
+        factor = 2 ** (len(autoencoder.config.block_out_channels) - 1)
+        return 2 * factor if getattr(pipe, "transformer", None) is not None else factor
+
     def compiled_modules(self, pipe) -> list[torch.nn.Module]:
         """What compile=true compiles: the denoiser, whose calls dominate the time."""
         return [module for module in (getattr(pipe, "unet", None), getattr(pipe, "transformer", None)) if module]
@@ -405,8 +431,9 @@ class DiffusersGenerator(Generator):
     # -- generation
 
     def prepare(self, square: Image.Image) -> Image.Image:
-        """The square photo at gen_size (Pillow only: this runs on worker threads, no torch arithmetic here)."""
-        return to_square(square, self.gen_size)
+        """The square photo at gen_size (Pillow only: this runs on worker threads, no torch arithmetic here); when
+        native, the factory has already cut it to its native grid (aigen.native)."""
+        return square if self.native else to_square(square, self.gen_size)
 
     def torch_generators(self, seeds: list[int]) -> list[torch.Generator]:
         """One generator per image, seeded with that image's own seed: an image never depends on its batch."""
@@ -417,18 +444,33 @@ class DiffusersGenerator(Generator):
         raise NotImplementedError
 
     def generate(self, inputs: list, seeds: list[int]) -> list[Variation | SkipImage]:
+        """One `run` per side (native squares of a batch differ; a model call stacks one side), in input order."""
+        groups = same_side_groups(inputs) if self.native else [list(range(len(inputs)))]
+        images: list[Image.Image] = [None] * len(inputs)
         with torch.inference_mode():
-            images = self.run(inputs, self.torch_generators(seeds))
-        for image in images:
-            if image.size != (self.gen_size, self.gen_size):
+            for group in groups:
+                generated = self.run([inputs[i] for i in group], self.torch_generators([seeds[i] for i in group]))
+                for index, image in zip(group, generated, strict=True):
+                    images[index] = image
+        for image, given in zip(images, inputs, strict=True):
+            expected = given.width if self.native else self.gen_size
+            if image.size != (expected, expected):
                 raise UserError(
-                    f"{self.name} returned {image.width}x{image.height} images for generator.gen_size="
-                    f"{self.gen_size}: choose a gen_size the model supports"
+                    f"{self.name} returned {image.width}x{image.height} images for {expected}x{expected} "
+                    f"(generator.gen_size={self.gen_size}): choose a gen_size the model supports"
                 )
         info = {"scheduler": self._scheduler_class} if self._scheduler_class else {}
         if self.kind == "pipeline":
             info |= {"offload": self.offload, "quantize": self.quantize}
-        return [Variation(image, dict(info)) for image in images]
+        return [Variation(image, dict(info) | self.tiling_info(image.width)) for image in images]
+
+    def tiling_info(self, side: int) -> dict:
+        """With vae_tiling, whether this image's side was tiled (diffusers tiles above the autoencoder's sample
+        size only): native squares of one dataset can differ. Empty otherwise (rows as before)."""
+        autoencoder = self.autoencoder(self._pipe) if self.vae_tiling and self.native else None
+        if autoencoder is None or not hasattr(autoencoder, "tile_sample_min_size"):
+            return {}
+        return {"vae_tiled": side > autoencoder.tile_sample_min_size}
 
 
 class PriorGenerator(DiffusersGenerator):

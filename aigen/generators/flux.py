@@ -92,9 +92,9 @@ class FluxFill(ImageToImage):
                 f"channels, not {expected}): use black-forest-labs/FLUX.1-Fill-dev or another Fill model"
             )
 
-    def call_options(self, count: int) -> dict:
-        keep_everything = Image.new("L", (self.gen_size, self.gen_size), 0)
-        return super().call_options(count) | {"mask_image": [keep_everything] * count}
+    def call_options(self, count: int, side: int) -> dict:
+        keep_everything = Image.new("L", (side, side), 0)
+        return super().call_options(count, side) | {"mask_image": [keep_everything] * count}
 
 
 class InstructedEdit(Prompted):

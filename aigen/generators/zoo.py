@@ -52,6 +52,7 @@ class VAEReconstruction(DiffusersGenerator):
 
     alignment = "pixel"
     kind = "component"
+    native_sides = True
     auto_cuda_dtype = torch.float32
     # SD's VAE (84M) in fp16: 0.17 GB; per image at 512 px, encoder and decoder activations. Estimates.
     weight_gib = 0.17
@@ -160,6 +161,7 @@ class ImageToImage(Prompted):
     run again (low: the same photo with the model's traces; high: a new image). The empty prompt by default."""
 
     alignment = "pixel"
+    native_sides = True
     pipeline_class = "AutoPipelineForImage2Image"
     # SD 1.5: UNet (860M) + VAE (84M) + CLIP text (123M) in fp16: 2.1 GB; per image at 512 px: the UNet's
     # activations for both guidance halves and the VAE decoder's. Estimates (an SDXL/SD3/FLUX checkpoint needs
@@ -208,14 +210,16 @@ class ImageToImage(Prompted):
             if getattr(self, option) is not None and option not in accepted:
                 raise UserError(f"generator.{option}: {type(pipe).__name__} ({self.model}) takes no {option}")
 
-    def call_options(self, count: int) -> dict:
+    def call_options(self, count: int, side: int) -> dict:
+        """The pipeline's arguments for `count` images of `side` pixels (gen_size, or their native side)."""
         options = self.prompt_options(count) | {"strength": self.strength, "output_type": "pil"}
         if "height" in call_parameters(self._pipe):  # SD's img2img takes the image's size; FLUX's asks for it
-            options |= {"height": self.gen_size, "width": self.gen_size}
+            options |= {"height": side, "width": side}
         return options
 
     def run(self, inputs: list[Image.Image], generators: list[torch.Generator]) -> list[Image.Image]:
-        return self._pipe(image=inputs, generator=generators, **self.call_options(len(inputs))).images
+        options = self.call_options(len(inputs), inputs[0].width)
+        return self._pipe(image=inputs, generator=generators, **options).images
 
 
 class Inpaint(ImageToImage):
@@ -252,9 +256,9 @@ class Inpaint(ImageToImage):
     def plan_detail(self) -> str:
         return f"all-zero mask, strength {self.strength} of {self.steps} steps"
 
-    def call_options(self, count: int) -> dict:
-        keep_everything = Image.new("L", (self.gen_size, self.gen_size), 0)
-        return super().call_options(count) | {"mask_image": [keep_everything] * count}
+    def call_options(self, count: int, side: int) -> dict:
+        keep_everything = Image.new("L", (side, side), 0)
+        return super().call_options(count, side) | {"mask_image": [keep_everything] * count}
 
 
 class UnCLIPVariation(Prompted):
