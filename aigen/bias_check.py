@@ -35,26 +35,28 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 CLASSIFIER_LIMIT = 0.55  # the cue classifier's held-out accuracy a default must stay at or below
 TWINS = {"lossless_twin": "lossless", "native_twin": "twins"}  # each twin control's folder in a corpus
 PROCESSING = (("symmetric", "none"), ("direct", "none"), ("symmetric", "matched"), ("direct", "matched"))
+NATIVE = ("native", "matched")  # generator.gen_size=native with the source's JPEG history on its own grid
 
 
 @dataclass(frozen=True)
 class ControlRun:
     generator: str  # identity | lossless_twin | native_twin
-    geometry: str = "symmetric"
+    geometry: str = "symmetric"  # or native: generator.gen_size=native (the halves share the photo's own grid)
     jpeg_history: str = "none"
     gen_size: int = 512
     size: int = 256
 
     def overrides(self, photos: Path, corpus: Path, out: Path) -> list[str]:
         twins = [f"generator.twins={corpus / TWINS[self.generator]}"] if self.generator in TWINS else []
+        native = self.geometry == "native"
         return [
             "source=folder",
             f"source.root={photos}",
             f"generator={self.generator}",
             *twins,
-            f"generator.gen_size={self.gen_size}",
+            f"generator.gen_size={'native' if native else self.gen_size}",
             f"size={self.size}",
-            f"pairing.geometry={self.geometry}",
+            f"pairing.geometry={'symmetric' if native else self.geometry}",
             f"pairing.jpeg_history={self.jpeg_history}",
             "logger=none",
             f"dataset_dir={out}",
@@ -100,9 +102,11 @@ class Regime:
     def controls(self) -> list[str]:
         return ["identity", "native_twin"] + (["lossless_twin"] if self.jpeg else [])
 
-    def processing(self) -> list[tuple[str, str]]:
-        """A lossless photo has no JPEG history to match."""
-        return [choice for choice in PROCESSING if self.jpeg or choice[1] == "none"]
+    def processing(self, generator: str) -> list[tuple[str, str]]:
+        """A lossless photo has no JPEG history to match; the lossless control of a JPEG photo is also measured
+        at native resolution (native_twin has no native mode: its twin is larger than the photo by design)."""
+        choices = [choice for choice in PROCESSING if self.jpeg or choice[1] == "none"]
+        return choices + ([NATIVE] if self.jpeg and generator == "lossless_twin" else [])
 
 
 REGIMES = [
@@ -134,7 +138,7 @@ def sweep(regimes: list[Regime], count: int, work: Path) -> tuple[list[Measured]
             corpus, count, (lowest, regime.photo_sides[1]), regime.jpeg, seed=index, scene_side=regime.gen_size
         )
         for generator in regime.controls():
-            for geometry, history in regime.processing():
+            for geometry, history in regime.processing(generator):
                 run = ControlRun(generator, geometry, history, regime.gen_size, regime.size)
                 out = work / f"run{index}-{generator}-{geometry}-{history}"
                 measured.append(Measured(regime, run, control_audit(run, corpus, out, photos="photos")))
@@ -168,7 +172,10 @@ def regime_table(measured: list[Measured], impossible: list[Regime], gen_size: i
     header = ["control", "geometry", "jpeg_history"] + [r.label for r in regimes]
     keys = sorted(
         {(m.run.generator, m.run.geometry, m.run.jpeg_history) for m in measured if m.regime.gen_size == gen_size},
-        key=lambda key: (["identity", "native_twin", "lossless_twin"].index(key[0]), PROCESSING.index(key[1:])),
+        key=lambda key: (
+            ["identity", "native_twin", "lossless_twin"].index(key[0]),
+            (*PROCESSING, NATIVE).index(key[1:]),
+        ),
     )
     by_key = {(m.regime, m.run.generator, m.run.geometry, m.run.jpeg_history): m.result for m in measured}
     rows = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,8 +98,12 @@ def test_the_regimes_cover_the_issue_and_name_what_cannot_hold():
     assert {r.sides for r in REGIMES} == {(0.5, 1.0), (1.0, 2.0)} and {r.jpeg for r in REGIMES} == {True, False}
     below = Regime(256, 256, (0.5, 1.0), False)
     assert not below.possible and Regime(256, 128, (0.5, 1.0), False).possible
-    assert ("symmetric", "matched") not in Regime(256, 128, (1.0, 2.0), False).processing()
-    assert ("symmetric", "matched") in Regime(256, 128, (1.0, 2.0), True).processing()
+    assert ("symmetric", "matched") not in Regime(256, 128, (1.0, 2.0), False).processing("identity")
+    assert ("symmetric", "matched") in Regime(256, 128, (1.0, 2.0), True).processing("identity")
+    assert ("native", "matched") in Regime(256, 128, (1.0, 2.0), True).processing("lossless_twin")
+    assert ("native", "matched") not in Regime(256, 128, (1.0, 2.0), True).processing("native_twin")
+    native = ControlRun("lossless_twin", "native", "matched", 256, 128).overrides(Path("p"), Path("c"), Path("o"))
+    assert "generator.gen_size=native" in native and "pairing.geometry=symmetric" in native
     assert "lossless_twin" in Regime(256, 128, (1.0, 2.0), True).controls()
 
 
