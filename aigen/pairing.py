@@ -221,5 +221,15 @@ class PairProcessor:
         """The source's compression history for the AI half, when `jpeg_history=matched`."""
         return read_jpeg_history(path, photo.square_box()) if self.reads_history else None
 
+    def facts(self, history: JpegHistory | None) -> dict:
+        """The row's record of this pair's path at a fixed gen_size (aigen.native records its own): the geometry,
+        and the AI half's compression history (`matched_resampled`: compressed like the source at the source's
+        side and resized back; `unavailable`: the source has no JPEG tables to match)."""
+        if not self.reads_history:
+            compression = "none"
+        else:
+            compression = "matched_resampled" if history is not None else "unavailable"
+        return {"geometry": self.pairing.geometry, "jpeg_history": compression}
+
     def ai_jpeg(self, image: Image.Image, history: JpegHistory | None) -> bytes:
         return self.jpeg.encode(ai_square(image, self.size, history))

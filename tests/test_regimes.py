@@ -131,3 +131,19 @@ def test_the_table_has_the_regimes_in_its_columns_and_says_below_size():
     assert "size 128, sides 1-2x, PNG" in table[0] and "size 256, sides 0.5-1x, PNG" in table[0]
     assert table[2].startswith("| identity | symmetric | none |") and "OK: sharper 50%" in table[2]
     assert "below size" in table[2] and "n/a" in table[2]
+
+
+def test_every_row_at_a_fixed_gen_size_records_its_geometry_and_compression_history(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.effect_noise((200, 180), 40).convert("RGB").save(photos / "a.jpg", quality=80)
+    Image.effect_noise((180, 200), 40).convert("RGB").save(photos / "b.png")
+    out = tmp_path / "out"
+    cfg = compose_config(
+        "source=folder", f"source.root={photos}", "generator=identity", "generator.gen_size=128", "size=128",
+        "pairing.geometry=direct", "pairing.jpeg_history=matched", "logger=none", f"dataset_dir={out}",
+    )  # fmt: skip
+    make_dataset(cfg)
+    rows = {row["id"]: row for row in manifest_rows(out)}
+    assert {row["geometry"] for row in rows.values()} == {"direct"}
+    assert [rows[key]["jpeg_history"] for key in sorted(rows)] == ["matched_resampled", "unavailable"]

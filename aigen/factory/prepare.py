@@ -74,12 +74,14 @@ class Preparer:
         except SkipImage as skip:
             return Prepared(item, skip=skip)
         mixing = self.processor.pairing.mixup > 0
+        history = self.processor.history(file, photo)
         return Prepared(
             item,
             original_jpeg=self.processor.original_jpeg(photo),
             model_input=model_input,
-            history=self.processor.history(file, photo),
+            history=history,
             photo_side=min(photo.full_size),
+            pixels=self.processor.facts(history),
             real=original_at_gen_size(photo.condition_square(), self.generator.gen_size) if mixing else None,
         )
 
