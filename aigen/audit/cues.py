@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -16,6 +17,9 @@ from sklearn.preprocessing import StandardScaler
 
 from aigen.dataset import open_dataset
 from aigen.errors import UserError
+
+if TYPE_CHECKING:
+    from aigen.audit.probe import ProbeResult
 
 FAIR_BAND = (0.4, 0.6)  # the effect size: a share (or classifier accuracy) must lie outside this band to be flagged
 ALPHA = 0.05  # ... and differ from chance by a binomial test at this level (few pairs are never flagged on chance)
@@ -193,6 +197,7 @@ class AuditResult:
     cues: list[CueResult]
     accuracy: float | None
     control: bool = True  # made by a control generator (then a flagged cue is the factory's processing)
+    probe: ProbeResult | None = None  # the CNN learnability probe, when asked for (`--probe`)
 
     @property
     def accuracy_flagged(self) -> bool:
@@ -210,7 +215,8 @@ class AuditResult:
 
     def flags(self) -> list[str]:
         found = [result.sentence(self.control) for result in self.cues if result.flagged]
-        return found + ([self.accuracy_sentence()] if self.accuracy_flagged else [])
+        found += [self.accuracy_sentence()] if self.accuracy_flagged else []
+        return found + ([self.probe.sentence(self.control)] if self.probe and self.probe.flagged else [])
 
     def rows(self) -> list[list[object]]:
         """One row per cue, then the classifier, in CSV_COLUMNS order."""
@@ -230,6 +236,10 @@ class AuditResult:
         rows.append(
             ["classifier", "", "held-out accuracy", accuracy, "", self.accuracy_flagged, self.accuracy_sentence()]
         )
+        if self.probe:
+            probe = self.probe
+            sentence = probe.sentence(self.control)
+            rows.append(["probe", "", "held-out accuracy", round(probe.accuracy, 4), "", probe.flagged, sentence])
         return rows
 
 
