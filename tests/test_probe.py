@@ -49,8 +49,9 @@ def test_the_flag_needs_both_effect_and_significance():
     assert result(0.51, 0.46).sentence() == (
         "a CNN tells the halves apart in 51% of 400 held-out images (95% CI 46-56%); train 51%"
     )
-    assert result(0.58, 0.53).sentence().endswith("a detector can learn this dataset's processing instead of generation")
-    assert "may be generation itself" in result(0.58, 0.53).sentence(control=False)
+    flagged = result(0.58, 0.53)
+    assert flagged.sentence().endswith("a detector can learn this dataset's processing instead of generation")
+    assert "may be generation itself" in flagged.sentence(control=False)
 
 
 def test_the_audit_cli_reports_the_probe(identity, tmp_path, capsys):
