@@ -39,6 +39,13 @@ def test_the_probe_finds_a_small_cue_of_the_ai_half(identity, tmp_path, name, de
     assert result.held_out_images >= 0.3 * 2 * PAIRS
 
 
+def test_the_same_settings_give_the_same_result(identity, tmp_path):
+    """Seeded split, weights and crops: a rerun at the same thread count gives the same numbers."""
+    blurred = degraded_copy(identity, tmp_path / "blur", blur)
+    settings = ProbeSettings(steps=10)
+    assert probe_dataset(blurred, settings) == probe_dataset(blurred, settings)
+
+
 def test_the_flag_needs_both_effect_and_significance():
     def result(accuracy: float, low: float) -> ProbeResult:
         return ProbeResult(400, accuracy, (low, accuracy + 0.05), 400, accuracy, SETTINGS)
