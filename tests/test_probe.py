@@ -63,7 +63,8 @@ def test_the_flag_needs_both_effect_and_significance():
 
 def test_the_audit_cli_reports_the_probe(identity, tmp_path, capsys):
     out = tmp_path / "report"
-    assert audit.main([str(identity), "--probe", "--probe-steps", "10", "--out", str(out)]) == 0
+    argv = [str(identity), "--probe", "--probe-steps", "10", "--out", str(out), "--logger", "wandb"]  # W&B disabled
+    assert audit.main(argv) == 0
     printed = capsys.readouterr().out
     assert "probe: a CNN tells the halves apart in 50% of" in printed
     summary = json.loads((out / "audit.json").read_text())
