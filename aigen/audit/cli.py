@@ -1,8 +1,10 @@
-"""`python -m aigen.audit DATASET_DIR`: measure a dataset dir's pairs and write the report beside it, never in it."""
+"""`python -m aigen.audit DATASET_DIR [--probe]`: measure a dataset dir's pairs and write the report beside it, never
+in it; `--probe` adds the CNN learnability probe (aigen.audit.probe, minutes on CPU)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from aigen.audit.cues import AuditResult, audit_dataset
@@ -22,11 +24,25 @@ def check_out_dir(out_dir: Path, dataset_dir: Path) -> None:
         raise UserError(f"--out {out_dir} is inside the dataset dir; write the audit elsewhere")
 
 
-def run(dataset_dir: Path, out_dir: Path | None, logger: str, project: str) -> tuple[AuditResult, dict[str, Path]]:
-    """Audit one dataset dir and write (and maybe log) the report."""
+def run(
+    dataset_dir: Path,
+    out_dir: Path | None,
+    logger: str,
+    project: str,
+    probe: bool = False,
+    probe_steps: int | None = None,
+) -> tuple[AuditResult, dict[str, Path]]:
+    """Audit one dataset dir (and train the CNN probe with `probe`) and write (and maybe log) the report."""
     out_dir = out_dir or default_out_dir(dataset_dir.resolve().name)
     check_out_dir(out_dir, dataset_dir)
+    if probe:
+        from aigen.audit.probe import ProbeSettings, held_out_split, probe_pairs  # torch: only when asked for
+
+        settings = ProbeSettings() if probe_steps is None else ProbeSettings(steps=probe_steps)
+        split = held_out_split(dataset_dir, settings.seed)  # too few pairs: a UserError before any work
     result = audit_dataset(dataset_dir)
+    if probe:
+        result = dataclasses.replace(result, probe=probe_pairs(*split, settings))
     paths = write_report(result, out_dir)
     if logger == "wandb":
         log_to_wandb(result, paths, project)
@@ -40,14 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="output dir (default: ./outputs/audit-<dataset dir name>)"
     )
+    parser.add_argument("--probe", action="store_true", help="also train the CNN learnability probe (minutes on CPU)")
+    parser.add_argument("--probe-steps", type=int, default=None, help="the probe's training steps (default: its own)")
     add_wandb_options(parser)
     args = parser.parse_args(argv)
-    result, paths = run(args.dataset_dir, args.out, args.logger, args.project)
+    if args.probe_steps is not None and not args.probe:
+        raise UserError("--probe-steps needs --probe")
+    result, paths = run(args.dataset_dir, args.out, args.logger, args.project, args.probe, args.probe_steps)
     for r in result.cues:
         print(
             f"{r.cue.name:>11}: AI > original in {r.share:.0%} of {result.pairs} pairs{' FLAGGED' if r.flagged else ''}"
         )
     print(f"{'classifier':>11}: {result.accuracy_sentence()}")
+    if result.probe:
+        print(f"{'probe':>11}: {result.probe.sentence(result.control)}")
     for flag in result.flags():
         print(f"FLAG {flag}")
     print(f"wrote {paths['md']}, {paths['csv'].name}, {paths['json'].name}, {paths['png'].name}")

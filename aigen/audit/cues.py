@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -17,6 +18,9 @@ from sklearn.preprocessing import StandardScaler
 from aigen.dataset import open_dataset
 from aigen.dataset.record import is_upscaled
 from aigen.errors import UserError
+
+if TYPE_CHECKING:
+    from aigen.audit.probe import ProbeResult
 
 FAIR_BAND = (0.4, 0.6)  # the effect size: a share (or classifier accuracy) must lie outside this band to be flagged
 ALPHA = 0.05  # ... and differ from chance by a binomial test at this level (few pairs are never flagged on chance)
@@ -195,6 +199,7 @@ class AuditResult:
     accuracy: float | None
     control: bool = True  # made by a control generator (then a flagged cue is the factory's processing)
     upscaled: int = 0  # pairs from photos smaller than `size` (upscaled): a regime no pair processing makes fair
+    probe: ProbeResult | None = None  # the CNN learnability probe, when asked for (`--probe`)
 
     @property
     def accuracy_flagged(self) -> bool:
@@ -220,6 +225,7 @@ class AuditResult:
     def flags(self) -> list[str]:
         found = [result.sentence(self.control) for result in self.cues if result.flagged]
         found += [self.accuracy_sentence()] if self.accuracy_flagged else []
+        found += [self.probe.sentence(self.control)] if self.probe and self.probe.flagged else []
         return found + ([self.upscaled_sentence()] if self.upscaled else [])
 
     def rows(self) -> list[list[object]]:
@@ -240,6 +246,10 @@ class AuditResult:
         rows.append(
             ["classifier", "", "held-out accuracy", accuracy, "", self.accuracy_flagged, self.accuracy_sentence()]
         )
+        if self.probe:
+            probe = self.probe
+            sentence = probe.sentence(self.control)
+            rows.append(["probe", "", "held-out accuracy", round(probe.accuracy, 4), "", probe.flagged, sentence])
         return rows
 
 

@@ -72,6 +72,13 @@ def audit_image(result: AuditResult) -> Image.Image:
     draw.text(
         (x, y + 32), f"flagged outside {FAIR_BAND[0]:.0%}-{FAIR_BAND[1]:.0%}: {len(result.flags())}", fill="black"
     )
+    if result.probe:
+        probe = result.probe
+        draw.text(
+            (x, y + 48),
+            f"CNN probe, held-out accuracy: {probe.accuracy:.0%} ({probe.interval[0]:.0%}-{probe.interval[1]:.0%})",
+            fill="firebrick" if probe.flagged else "black",
+        )
     return sheet
 
 
@@ -94,6 +101,7 @@ def markdown_report(result: AuditResult) -> str:
         + result.accuracy_sentence()
         + ".",
         "",
+        *([f"CNN probe: {result.probe.sentence(result.control)}. {result.probe.rule}", ""] if result.probe else []),
         "## Flags",
         "",
         *([f"- {flag}" for flag in flags] or ["- none"]),
@@ -123,6 +131,7 @@ def summary_json(result: AuditResult) -> dict:
         },
         "classifier": {"accuracy": result.accuracy, "flagged": result.accuracy_flagged, "folds": FOLDS},
         "upscaled": {"pairs": result.upscaled, "share": result.upscaled / result.pairs if result.pairs else 0.0},
+        "probe": result.probe.summary(result.control) if result.probe else None,
         "flags": result.flags(),
     }
 
@@ -153,4 +162,7 @@ def log_to_wandb(result: AuditResult, paths: dict[str, Path], project: str) -> N
     run.log({"audit": table, "audit_distributions": wandb.Image(str(paths["png"]))})
     run.summary.update({f"share_ai_greater/{r.cue.name}": r.share for r in result.cues})
     run.summary.update({"classifier_accuracy": result.accuracy, "flags": len(result.flags())})
+    if result.probe:
+        probe = result.probe
+        run.summary.update({"probe_accuracy": probe.accuracy, "probe_train_accuracy": probe.train_accuracy})
     run.finish()
