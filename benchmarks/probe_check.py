@@ -44,23 +44,43 @@ def factory_dataset(out: Path, *overrides: str) -> Path:
 
 def identity_dataset(folder: Path, count: int, size: int) -> Path:
     """The identity control on `count` corpus crops, default pairing: the two halves of a pair are one image."""
-    build_corpus(folder / "corpus", count, min_side=256)
+    if not (folder / "corpus").is_dir():
+        build_corpus(folder / "corpus", count, min_side=256)
     source = f"source.root={folder / 'corpus' / 'jpeg'}"
     return factory_dataset(folder / "identity", "source=folder", source, "generator=identity", f"size={size}")
 
 
-def direct_dataset(folder: Path, count: int) -> Path:
-    """native_twin with the seed's geometry at gen_size 256 -> size 256, on photos of 256-512 px."""
-    build_scene_corpus(folder / "scenes", count, sides=(256, 512), scene_side=256)
+def native_twin_dataset(folder: Path, name: str, count: int, size: int, geometry: str) -> Path:
+    """native_twin at gen_size 256 on photos of 256-512 px (scenes built once): `direct` is the seed's geometry,
+    `symmetric` the default."""
+    scenes = folder / "scenes"
+    if not scenes.is_dir():
+        build_scene_corpus(scenes, count, sides=(256, 512), scene_side=256)
     return factory_dataset(
-        folder / "direct",
+        folder / name,
         "source=folder",
-        f"source.root={folder / 'scenes' / 'photos'}",
+        f"source.root={scenes / 'photos'}",
         "generator=native_twin",
-        f"generator.twins={folder / 'scenes' / 'twins'}",
+        f"generator.twins={scenes / 'twins'}",
         "generator.gen_size=256",
-        "size=256",
-        "pairing.geometry=direct",
+        f"size={size}",
+        f"pairing.geometry={geometry}",
+    )
+
+
+def lossless_native_dataset(folder: Path, count: int) -> Path:
+    """The lossless control at native resolution with the source's compression matched on its own grid."""
+    corpus = folder / "corpus"
+    if not corpus.is_dir():
+        build_corpus(corpus, count, min_side=256)
+    return factory_dataset(
+        folder / "lossless_native",
+        "source=folder",
+        f"source.root={corpus / 'jpeg'}",
+        "generator=lossless_twin",
+        f"generator.twins={corpus / 'lossless'}",
+        "generator.gen_size=native",
+        "pairing.jpeg_history=matched",
     )
 
 
@@ -75,7 +95,10 @@ def jpeg_pass(image: Image.Image, quality: int = 90) -> Image.Image:
 
 
 DEGRADE = {"blur": blur, "jpeg90": jpeg_pass}
-CASES = ("identity", "blur", "jpeg90", "direct")
+# The default processing must score at most 0.55 (upper bound 0.6) on the controls: identity, native_twin (at
+# 256 -> 256 it takes the same path as `direct` but for the square's border), and the lossless control at native.
+NATIVE_TWIN = {"direct": ("direct", 256), "native_twin_256": ("symmetric", 256), "native_twin_128": ("symmetric", 128)}
+CASES = ("identity", "blur", "jpeg90", *NATIVE_TWIN, "lossless_native")
 
 
 def degraded_copy(dataset_dir: Path, out: Path, degrade: Callable[[Image.Image], Image.Image]) -> Path:
@@ -91,8 +114,11 @@ def degraded_copy(dataset_dir: Path, out: Path, degrade: Callable[[Image.Image],
 
 def build_case(folder: Path, name: str, count: int) -> Path:
     """One case's dataset dir (blur and jpeg90 start from the identity dataset, built once)."""
-    if name == "direct":
-        return direct_dataset(folder, count)
+    if name in NATIVE_TWIN:
+        geometry, size = NATIVE_TWIN[name]
+        return native_twin_dataset(folder, name, count, size, geometry)
+    if name == "lossless_native":
+        return lossless_native_dataset(folder, count)
     identity = folder / "identity"
     if not identity.is_dir():
         identity_dataset(folder, count, 256)
