@@ -14,7 +14,7 @@ from benchmarks.probe_check import blur, degraded_copy, identity_dataset, jpeg_p
 
 PAIRS = 300
 SIZE = 128
-SETTINGS = ProbeSettings(steps=200)
+SETTINGS = ProbeSettings(steps=300)
 
 
 @pytest.fixture(scope="session")

@@ -43,9 +43,9 @@ PROBE_BAND = 0.55  # the effect size: held-out accuracy above it (and a 95% inte
 @dataclass(frozen=True)
 class ProbeSettings:
     crop: int = 64  # side of a training crop and of each scored tile, in pixels (a multiple of BLOCK)
-    steps: int = 400
+    steps: int = 1500
     batch_pairs: int = 16  # a batch holds both halves of this many pairs
-    lr: float = 2e-3
+    lr: float = 6e-3
     width: int = 8  # channels of the high-pass layer (the next layers have twice as many)
     seed: int = 0  # the split, the weights and the crops
 
