@@ -13,8 +13,10 @@ GATE_TIMEOUT = 300.0  # seconds: a test that never opens the gate fails instead 
 class GatedIdentity(Identity):
     """The identity control; after its first call it waits until the file `gate` exists."""
 
-    def __init__(self, gate: str, gen_size: int = 64, name: str = "identity", license: str | None = None) -> None:
-        super().__init__(gen_size, name, license)
+    def __init__(
+        self, gate: str, gen_size: int = 64, name: str = "identity", license: str | None = None, max_side: int = 1024
+    ) -> None:
+        super().__init__(gen_size, name, license, max_side)
         self.gate = Path(gate)
         self.calls = 0
 

@@ -116,7 +116,7 @@ def test_on_a_generator_dataset_a_flag_says_the_halves_differ_and_points_to_the_
     result = audit.audit_values("d", [f"p{index}" for index in range(n)], original, ai, control=False)
     flag = result.flags()[0]
     assert flag.startswith("the halves differ in 8x8 blockiness: the AI half is less blocky in 100% of pairs")
-    assert "may be generation itself" in flag and "generator=identity or lossless_twin" in flag
+    assert "may be generation itself" in flag and "generator=identity, native_twin or lossless_twin" in flag
     assert "a detector can learn" not in flag
 
 

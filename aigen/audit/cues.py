@@ -186,8 +186,8 @@ class CueResult:
             return f"{text}: a detector can learn {self.cue.shortcut} instead of generation"
         return (
             f"the halves differ in {self.cue.label}: {text}; this may be generation itself, and only the matching "
-            "control (generator=identity or lossless_twin with the same size, gen_size and pairing) shows whether "
-            f"the factory's processing ({self.cue.shortcut}) causes it"
+            "control (generator=identity, native_twin or lossless_twin with the same size, gen_size and pairing) "
+            f"shows whether the factory's processing ({self.cue.shortcut}) causes it"
         )
 
 

@@ -22,7 +22,8 @@ CONTROL_NOTE = (
 )
 GENERATOR_NOTE = (
     "These pairs come from a generator: a flagged cue says the halves differ, which may be generation itself; "
-    "audit the matching control (generator=identity or lossless_twin, same settings) to see what processing adds."
+    "audit the matching control (generator=identity, native_twin or lossless_twin, same settings) to see what "
+    "processing adds."
 )
 
 PANEL = (360, 220)
