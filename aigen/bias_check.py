@@ -134,8 +134,9 @@ def sweep(regimes: list[Regime], count: int, work: Path) -> tuple[list[Measured]
             continue
         corpus = work / f"corpus{index}"
         lowest = max(regime.photo_sides[0], regime.size)  # below size the loader skips: counted as impossible
+        seed = REGIMES.index(regime)  # the same corpus whichever regimes a run selects
         build_scene_corpus(
-            corpus, count, (lowest, regime.photo_sides[1]), regime.jpeg, seed=index, scene_side=regime.gen_size
+            corpus, count, (lowest, regime.photo_sides[1]), regime.jpeg, seed=seed, scene_side=regime.gen_size
         )
         for generator in regime.controls():
             for geometry, history in regime.processing(generator):
