@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
+from aigen.dataset.record import is_upscaled
 from aigen.dataset.writer import PairWriter
 from aigen.errors import RunStopped, SkipImage, UserError
 from aigen.factory.events import RunEvents
@@ -96,7 +97,7 @@ def write_batch(
             row["seed"] = image_seed
         writer.write_pair(row, p.original_jpeg, partial(processor.ai_jpeg, image, p.history))
         written += 1
-        upscaled += p.photo_side < processor.size
+        upscaled += is_upscaled(row)
     if stopped:
         writer.flush()
         raise UserError(str(stopped))
