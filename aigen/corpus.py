@@ -65,6 +65,12 @@ def bundled_photos() -> list[tuple[str, Image.Image]]:
     return photos
 
 
+def web_jpeg_settings(rng: np.random.Generator) -> tuple[int, int]:
+    """A web photo's JPEG quality and Pillow subsampling code, drawn in that order (the corpora's bytes rely on it)."""
+    codes, weights = zip(*SUBSAMPLINGS, strict=True)
+    return int(rng.integers(QUALITIES[0], QUALITIES[1] + 1)), int(rng.choice(codes, p=weights))
+
+
 def random_crop(photo: Image.Image, rng: np.random.Generator, min_side: int, max_side: int) -> Image.Image:
     """A crop of random width and height (each in [min_side, max_side], within the photo) at a random place."""
     width = int(rng.integers(min_side, min(max_side, photo.width) + 1))
@@ -86,13 +92,11 @@ def build_corpus(
     photos = bundled_photos()
     (folder / "jpeg").mkdir(parents=True, exist_ok=True)
     (folder / "lossless").mkdir(parents=True, exist_ok=True)
-    codes, weights = zip(*SUBSAMPLINGS, strict=True)
     items = []
     for index in range(count):
         stem, photo = photos[index % len(photos)]
         crop = random_crop(photo, rng, min_side, max_side)
-        quality = int(rng.integers(QUALITIES[0], QUALITIES[1] + 1))
-        subsampling = int(rng.choice(codes, p=weights))
+        quality, subsampling = web_jpeg_settings(rng)
         image_id = f"{index:04d}-{stem}"
         item = CorpusItem(
             image_id, folder / "jpeg" / f"{image_id}.jpg", folder / "lossless" / f"{image_id}.png", quality
@@ -126,7 +130,6 @@ def build_scene_corpus(
     photos = bundled_photos()
     for name in ("photos", "twins") + (("lossless",) if jpeg else ()):
         (folder / name).mkdir(parents=True, exist_ok=True)
-    codes, weights = zip(*SUBSAMPLINGS, strict=True)
     items = []
     for index in range(count):
         stem, photo = photos[index % len(photos)]
@@ -145,8 +148,8 @@ def build_scene_corpus(
             side=side,
         )
         if item.lossless:
-            quality = int(rng.integers(QUALITIES[0], QUALITIES[1] + 1))
-            small.save(item.photo, format="JPEG", quality=quality, subsampling=int(rng.choice(codes, p=weights)))
+            quality, subsampling = web_jpeg_settings(rng)
+            small.save(item.photo, format="JPEG", quality=quality, subsampling=subsampling)
             small.save(item.lossless, format="PNG", compress_level=1)
         else:
             small.save(item.photo, format="PNG", compress_level=1)
