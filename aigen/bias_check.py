@@ -4,11 +4,20 @@ For each size regime (`gen_size` 256 and 512; `size` = `gen_size`/2 and = `gen_s
 1-2x `gen_size`; lossless and web-JPEG photos) it builds a scene corpus offline from the photos that packages ship
 (`aigen.corpus.build_scene_corpus`), runs the real factory with each control generator under each pair-processing
 choice, audits every dataset (`aigen.audit`) and writes one table with the regimes in its columns. The controls
-generate nothing, so every cue away from 50% is the factory's own processing:
+generate nothing, so every cue away from 50% is the factory's own processing (for native_twin, together with the
+filter that made the photo from its scene: see `--cameras`):
 
 - `identity`: the AI half is the photo resized to `gen_size`, as a generator's input arrives;
 - `native_twin`: the AI half is the larger scene rendered once at `gen_size`, as a generator's image is born;
 - `lossless_twin` (JPEG photos): the AI half is the photo before its JPEG compression.
+
+With `symmetric` geometry the original half is exactly identity's AI half, so native_twin's symmetric row is also
+how far the two controls of a generator that changes nothing disagree with each other: a processing that moves
+the original toward the native render moves it away from identity by as much.
+
+`--cameras` adds one more table: native_twin with the default processing on the same scenes, their photos made by
+each of several downscale filters (the camera's or the web's, which no pipeline knows). It shows how much of the
+native-render control's verdict is that filter rather than the factory's processing.
 
 A regime whose photos are all smaller than `size` cannot hold (the loader skips them, never upscaling): it is
 counted, not measured.
@@ -27,7 +36,7 @@ from hydra import compose, initialize_config_dir
 
 from aigen.audit import AuditResult, audit_dataset
 from aigen.audit.cues import FAIR_BAND, CueResult
-from aigen.corpus import build_scene_corpus
+from aigen.corpus import CAMERAS, build_scene_corpus
 from aigen.factory import make_dataset
 from aigen.tables import markdown_table
 
@@ -99,6 +108,14 @@ class Regime:
         """Within one gen_size's table: size, photo sides (x gen_size), photo format."""
         return f"size {self.size}, sides {self.sides[0]:g}-{self.sides[1]:g}x, {'JPEG' if self.jpeg else 'PNG'}"
 
+    def corpus(self, folder: Path, count: int, camera: str = "lanczos") -> None:
+        """This regime's scene corpus, the same whichever regimes a run selects (seeded by its place in REGIMES);
+        photos below `size` are never drawn (the loader would skip them: counted as impossible instead)."""
+        lowest = max(self.photo_sides[0], self.size)
+        sides = (lowest, self.photo_sides[1])
+        seed = REGIMES.index(self)
+        build_scene_corpus(folder, count, sides, self.jpeg, seed=seed, scene_side=self.gen_size, camera=camera)
+
     def controls(self) -> list[str]:
         return ["identity", "native_twin"] + (["lossless_twin"] if self.jpeg else [])
 
@@ -133,11 +150,7 @@ def sweep(regimes: list[Regime], count: int, work: Path) -> tuple[list[Measured]
             impossible.append(regime)
             continue
         corpus = work / f"corpus{index}"
-        lowest = max(regime.photo_sides[0], regime.size)  # below size the loader skips: counted as impossible
-        seed = REGIMES.index(regime)  # the same corpus whichever regimes a run selects
-        build_scene_corpus(
-            corpus, count, (lowest, regime.photo_sides[1]), regime.jpeg, seed=seed, scene_side=regime.gen_size
-        )
+        regime.corpus(corpus, count)
         for generator in regime.controls():
             for geometry, history in regime.processing(generator):
                 run = ControlRun(generator, geometry, history, regime.gen_size, regime.size)
@@ -145,6 +158,38 @@ def sweep(regimes: list[Regime], count: int, work: Path) -> tuple[list[Measured]
                 measured.append(Measured(regime, run, control_audit(run, corpus, out, photos="photos")))
         print(f"measured gen_size {regime.gen_size}, {regime.label}", flush=True)
     return measured, impossible
+
+
+@dataclass(frozen=True)
+class CameraMeasured:
+    regime: Regime
+    camera: str
+    result: AuditResult
+
+
+def camera_sweep(regimes: list[Regime], cameras: list[str], count: int, work: Path) -> list[CameraMeasured]:
+    """native_twin with the default processing on the same scenes, their photos made by each camera filter (PNG
+    regimes only, so that no JPEG pass blurs the filter's mark): what the native-render control's verdict owes to
+    a filter no pipeline can know."""
+    measured = []
+    for regime in (regime for regime in regimes if regime.possible and not regime.jpeg):
+        for camera in cameras:
+            corpus = work / f"corpus{REGIMES.index(regime)}-{camera}"
+            regime.corpus(corpus, count, camera)
+            run = ControlRun("native_twin", gen_size=regime.gen_size, size=regime.size)
+            result = control_audit(run, corpus, work / f"run-{corpus.name}", photos="photos")
+            measured.append(CameraMeasured(regime, camera, result))
+        print(f"measured cameras at gen_size {regime.gen_size}, {regime.label}", flush=True)
+    return measured
+
+
+def camera_table(measured: list[CameraMeasured]) -> str:
+    """One row per camera filter, one column per regime."""
+    regimes = [r for r in REGIMES if any(m.regime == r for m in measured)]
+    cameras = [c for c in CAMERAS if any(m.camera == c for m in measured)]
+    by_key = {(m.regime, m.camera): m.result for m in measured}
+    header = ["photo made with", *(f"{r.gen_size} -> {r.label}" for r in regimes)]
+    return markdown_table(header, [[camera, *(cell(by_key[r, camera]) for r in regimes)] for camera in cameras])
 
 
 def magnitude(cue: CueResult) -> str:
@@ -217,15 +262,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=200, help="photos per regime (default 200)")
     parser.add_argument("--gen-size", type=int, choices=(256, 512), action="append", help="only these (default both)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bias-check"), help="where the CSV goes")
+    parser.add_argument(
+        "--cameras",
+        nargs="+",
+        choices=list(CAMERAS),
+        help="also run native_twin's default on PNG photos made by each of these filters (one more table)",
+    )
     args = parser.parse_args(argv)
     gen_sizes = args.gen_size or [256, 512]
     regimes = [regime for regime in REGIMES if regime.gen_size in gen_sizes]
     with tempfile.TemporaryDirectory(prefix="aigen-bias-") as folder:  # GBs of datasets: removed after
         measured, impossible = sweep(regimes, args.count, Path(folder))
+        cameras = camera_sweep(regimes, args.cameras, args.count, Path(folder)) if args.cameras else []
     write_csv(measured, args.out / "bias_check.csv")
     print(f"{args.count} photos per regime; OK: every cue within 40-60% and classifier <= 55%; else the worst cue")
     for gen_size in gen_sizes:
         print(f"\ngen_size {gen_size}:\n{regime_table(measured, impossible, gen_size)}")
+    if cameras:
+        print(f"\nnative_twin, default processing, by the filter that made the photos:\n{camera_table(cameras)}")
     print(f"every cue: {args.out / 'bias_check.csv'}")
 
 

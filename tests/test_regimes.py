@@ -11,7 +11,17 @@ from PIL import Image
 
 from aigen import audit
 from aigen.audit.cues import CUES, AuditResult, CueResult
-from aigen.bias_check import REGIMES, ControlRun, Regime, cell, control_audit, holds, regime_table
+from aigen.bias_check import (
+    REGIMES,
+    ControlRun,
+    Regime,
+    camera_sweep,
+    camera_table,
+    cell,
+    control_audit,
+    holds,
+    regime_table,
+)
 from aigen.corpus import build_scene_corpus
 from aigen.errors import SkipImage, UserError
 from aigen.factory import make_dataset
@@ -71,6 +81,12 @@ def test_the_native_render_control_sees_the_resampling_cue_identity_cannot(scene
     native = control_audit(ControlRun("native_twin", gen_size=256, size=128), folder, tmp_path / "n", "photos")
     hf_energy = next(cue for cue in native.cues if cue.cue.name == "hf_energy")
     assert hf_energy.flagged, hf_energy.sentence()
+    # Symmetric: the original half is identity's AI half, so native_twin's cues are the two controls' disagreement.
+    identity_ai = {row["id"]: (tmp_path / "i" / row["ai"]).read_bytes() for row in manifest_rows(tmp_path / "i")}
+    native_originals = {
+        row["id"]: (tmp_path / "n" / row["original"]).read_bytes() for row in manifest_rows(tmp_path / "n")
+    }
+    assert native_originals == identity_ai
 
 
 def test_pairs_from_photos_below_size_are_counted_in_the_summary_record_and_audit(tmp_path, capsys):
@@ -147,3 +163,18 @@ def test_every_row_at_a_fixed_gen_size_records_its_geometry_and_compression_hist
     rows = {row["id"]: row for row in manifest_rows(out)}
     assert {row["geometry"] for row in rows.values()} == {"direct"}
     assert [rows[key]["jpeg_history"] for key in sorted(rows)] == ["matched_resampled", "unavailable"]
+
+
+def test_the_native_render_verdict_turns_with_the_filter_that_made_the_photos(tmp_path):
+    """The same scenes and processing: photos made with Lanczos leave the AI half blurrier, photos made by area
+    averaging leave it sharper. The control's verdict on sharpness is the photo's unknown history."""
+    regime = Regime(256, 128, (1.0, 2.0), False)
+    measured = camera_sweep([regime], ["lanczos", "box"], 16, tmp_path)
+    hf_share = {m.camera: m.result.cues[0].share for m in measured}
+    assert hf_share["lanczos"] < 0.4 and hf_share["box"] > 0.6, hf_share
+    table = camera_table(measured).splitlines()
+    assert "256 -> size 128, sides 1-2x, PNG" in table[0]
+    assert table[2].startswith("| lanczos | NO: blurrier") and table[3].startswith("| box | NO: sharper")
+    with Image.open(tmp_path / "corpus2-box" / "photos" / "0000-astronaut.png") as photo:
+        twin = Image.open(tmp_path / "corpus2-box" / "twins" / "0000-astronaut.png").convert("RGB")
+        assert photo.convert("RGB").tobytes() == twin.resize(photo.size, Image.Resampling.BOX).tobytes()
