@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from aigen.checks import multiple_of_8, whole_number
-from aigen.errors import SkipImage, UserError
+from aigen.errors import SkipImage
 from aigen.pairing import (
     EXIF_ORIENTATION,
     MCU,
@@ -187,11 +187,13 @@ def mixup_ratio(image_seed: int, mixup: float) -> float:
 
 
 def mix(real: Image.Image, generated: Image.Image, ratio: float) -> Image.Image:
-    """DDA's pixel mixup: ratio x real + (1 - ratio) x generated, rounded to 8 bits, on their shared grid."""
+    """DDA's pixel mixup: ratio x real + (1 - ratio) x generated, rounded to 8 bits, on their shared grid. An image
+    of another size (an API that did not return the size it was asked for) is that photo's recorded skip."""
     if real.size != generated.size:
-        raise UserError(
-            f"pairing.mixup: the generated image is {generated.width}x{generated.height} and the original on its "
-            f"grid {real.width}x{real.height}; mixup needs both on one grid"
+        raise SkipImage(
+            "mixup",
+            f"the generated image is {generated.width}x{generated.height} and the original on its grid "
+            f"{real.width}x{real.height}; pairing.mixup needs both on one grid",
         )
     blend = ratio * np.asarray(real, np.float64) + (1 - ratio) * np.asarray(generated.convert("RGB"), np.float64)
     return Image.fromarray(np.clip(blend.round(), 0, 255).astype(np.uint8))

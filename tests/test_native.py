@@ -298,7 +298,7 @@ def test_identity_at_native_makes_both_halves_the_same_bytes(photos, tmp_path):
 def test_mix_is_the_weighted_sum():
     real, generated = Image.new("RGB", (8, 8), (200, 100, 0)), Image.new("RGB", (8, 8), (0, 100, 255))
     assert mix(real, generated, 0.25).getpixel((3, 3)) == (50, 100, 191)
-    with pytest.raises(UserError, match="one grid"):
+    with pytest.raises(SkipImage, match="16x16 and the original on its grid 8x8; pairing.mixup needs both"):
         mix(real, Image.new("RGB", (16, 16)), 0.5)
 
 

@@ -527,3 +527,15 @@ def test_dalle2_on_the_official_endpoint_warns_that_it_was_retired(monkeypatch):
     assert official.startswith("warning: OpenAI's API retired DALL-E 2") and "generator=gpt_image" in official
     compatible = make_generator("dalle2", "generator.dry_run=true", "generator.base_url=http://127.0.0.1:9/v1").plan(4)
     assert "retired" not in compatible and compatible.startswith("dalle2: 4 images")
+
+
+def test_an_image_of_another_size_is_a_recorded_skip_under_mixup(tmp_path, server):
+    """The API promised 256x256 and returned 128x128 for one photo: that photo is skipped with its reason, the run
+    goes on (mixup needs the generated image on the original's grid; without mixup it is simply resized)."""
+    small = (200, {}, {"created": 0, "data": [{"b64_json": png_b64(128, 0)}]})
+    server.script = lambda request: small if request["photo_index"] == 0 else None
+    result, out, _ = run(tmp_path, server, "generator.api_size=256x256", "pairing.mixup=0.5")
+    assert result.returncode == 0, result.stderr
+    assert "7 new pairs" in result.stdout and "1 failed" in result.stdout
+    [failure] = failures(out)
+    assert failure["stage"] == "mixup" and "generated image is 128x128" in failure["reason"]

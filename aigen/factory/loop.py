@@ -77,11 +77,14 @@ def write_batch(
     for p, image_seed, result in zip(ready, seeds, results, strict=True):
         if result is None:  # not sent: the run stopped first
             continue
-        if isinstance(result, SkipImage):
-            writer.record_failure(p.item, result.stage, result.reason)
+        try:
+            if isinstance(result, SkipImage):
+                raise result
+            image, pixels = ai_half(result.image, p.real, image_seed, processor.pairing.mixup, p.pixels)
+        except SkipImage as skip:  # the generator's, or a generated image that cannot be paired
+            writer.record_failure(p.item, skip.stage, skip.reason)
             failed += 1
             continue
-        image, pixels = ai_half(result.image, p.real, image_seed, processor.pairing.mixup, p.pixels)
         row = {
             "id": p.item.id,
             "source": p.item.source,
