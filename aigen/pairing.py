@@ -217,6 +217,11 @@ class PairProcessor:
     def original_jpeg(self, photo: Photo) -> bytes:
         return self.jpeg.encode(original_square(photo, self.size, self.gen_size, self.pairing.geometry))
 
+    def native_original_jpeg(self, square: Image.Image) -> bytes:
+        """At gen_size=native: the photo's square on its native grid (aigen.native), which is also the generator's
+        input, takes the AI half's own path to `size`."""
+        return self.jpeg.encode(to_square(square, self.size))
+
     def history(self, path: str | Path | BinaryIO, photo: Photo) -> JpegHistory | None:
         """The source's compression history for the AI half, when `jpeg_history=matched`."""
         return read_jpeg_history(path, photo.square_box()) if self.reads_history else None

@@ -14,7 +14,7 @@ from aigen.errors import SkipImage
 from aigen.generators.base import Generator
 from aigen.native import native_square
 from aigen.pairing import JpegHistory, PairProcessor, original_at_gen_size
-from aigen.preprocess import ImageLoader, to_square
+from aigen.preprocess import ImageLoader
 from aigen.sources import SourceItem
 from aigen.workers import lower_priority
 
@@ -99,7 +99,7 @@ class Preparer:
             return Prepared(item, skip=skip)
         return Prepared(
             item,
-            original_jpeg=processor.jpeg.encode(to_square(native.image, processor.size)),
+            original_jpeg=processor.native_original_jpeg(native.image),
             model_input=model_input,
             history=native.history,
             photo_side=min(photo.full_size),
