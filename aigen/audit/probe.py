@@ -43,10 +43,10 @@ PROBE_BAND = 0.55  # the effect size: held-out accuracy above it (and a 95% inte
 @dataclass(frozen=True)
 class ProbeSettings:
     crop: int = 64  # side of a training crop and of each scored tile, in pixels (a multiple of BLOCK)
-    steps: int = 1500
+    steps: int = 4000
     batch_pairs: int = 16  # a batch holds both halves of this many pairs
-    lr: float = 6e-3
-    width: int = 8  # channels of the high-pass layer (the next layers have twice as many)
+    lr: float = 6e-3  # the peak, decayed to zero along a cosine
+    width: int = 16  # channels of the high-pass layer (the next layers have twice as many)
     seed: int = 0  # the split, the weights and the crops
 
     def __post_init__(self) -> None:
@@ -178,11 +178,14 @@ def correct_and_count(model: nn.Module, halves: torch.Tensor, crop: int) -> tupl
 
 
 def train_probe(halves: torch.Tensor, settings: ProbeSettings) -> nn.Module:
-    """Adam on binary cross-entropy; each batch holds both halves of `batch_pairs` pairs at one crop position."""
+    """Adam on binary cross-entropy, its learning rate decayed to zero along a cosine: at a constant rate the
+    accuracy on a small cue went up and down by several points with the number of steps. Each batch holds both
+    halves of `batch_pairs` pairs at one crop position."""
     rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     model = ResidualCNN(settings.width)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.steps)
     count, crop = settings.batch_pairs, settings.crop
     positions = [(side - crop) // BLOCK + 1 for side in halves.shape[-2:]]
     labels = torch.cat([torch.zeros(count), torch.ones(count)])
@@ -197,6 +200,7 @@ def train_probe(halves: torch.Tensor, settings: ProbeSettings) -> nn.Module:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        schedule.step()
     return model
 
 
