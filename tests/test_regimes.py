@@ -14,6 +14,7 @@ from aigen.audit.cues import CUES, AuditResult, CueResult
 from aigen.bias_check import (
     REGIMES,
     ControlRun,
+    Measured,
     Regime,
     camera_sweep,
     camera_table,
@@ -139,8 +140,6 @@ def test_a_run_holds_only_with_every_cue_in_the_band_and_the_classifier_at_most_
 
 
 def test_the_table_has_the_regimes_in_its_columns_and_says_below_size():
-    from aigen.bias_check import Measured
-
     regime = Regime(256, 128, (1.0, 2.0), False)
     measured = [Measured(regime, ControlRun("identity", gen_size=256, size=128), result_with([0.5] * 5))]
     table = regime_table(measured, [Regime(256, 256, (0.5, 1.0), False)], 256).splitlines()
@@ -175,6 +174,10 @@ def test_the_native_render_verdict_turns_with_the_filter_that_made_the_photos(tm
     table = camera_table(measured).splitlines()
     assert "256 -> size 128, sides 1-2x, PNG" in table[0]
     assert table[2].startswith("| lanczos | NO: blurrier") and table[3].startswith("| box | NO: sharper")
+    # The Lanczos photos are the main sweep's corpus: its native_twin run is taken, not made again.
+    main_run = Measured(regime, ControlRun("native_twin", gen_size=256, size=128), measured[0].result)
+    [reused] = camera_sweep([regime], ["lanczos"], 16, tmp_path / "again", [main_run])
+    assert reused.result is measured[0].result and not (tmp_path / "again").exists()
     with Image.open(tmp_path / "corpus2-box" / "photos" / "0000-astronaut.png") as photo:
         twin = Image.open(tmp_path / "corpus2-box" / "twins" / "0000-astronaut.png").convert("RGB")
         assert photo.convert("RGB").tobytes() == twin.resize(photo.size, Image.Resampling.BOX).tobytes()
