@@ -22,12 +22,18 @@ CONF = ROOT / "conf"
 TINY = ["source=samples", "generator=sd_tiny", "size=64", "logger=none"]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def hermetic_env(tmp_path_factory) -> None:
-    """One tiny-model cache for the session, no hub access, no W&B network."""
-    os.environ["AIGEN_CACHE"] = str(tmp_path_factory.mktemp("aigen-cache"))
+def pytest_configure(config: pytest.Config) -> None:
+    """No hub access, no W&B network, set before the test modules are collected: huggingface_hub and datasets read
+    HF_HUB_OFFLINE once, when they are first imported (a test module importing diffusers), and a hub id that is not
+    cached would otherwise be retried over the network for 20 s."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["WANDB_MODE"] = "disabled"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_env(tmp_path_factory) -> None:
+    """One tiny-model cache for the session."""
+    os.environ["AIGEN_CACHE"] = str(tmp_path_factory.mktemp("aigen-cache"))
 
 
 def compose_config(*overrides: str, hydra: bool = False) -> DictConfig:
