@@ -1,20 +1,17 @@
 """Gemini image editing against a real local HTTP server that speaks `generateContent`: no network, no money.
 
-The server (`FakeGemini`) parses each JSON request the google-genai SDK sends (prompt, inline PNG, image config),
-records it and answers with an inline PNG and a `responseId`, or with whatever a test scripts per photo.
+The server (`FakeGemini`, a `fake_api.FakeApi`) parses each JSON request the google-genai SDK sends (prompt, inline
+PNG, image config), records it and answers with an inline PNG and a `responseId`, or with whatever a test scripts.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import re
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -27,6 +24,7 @@ from aigen.generators.base import Variation
 from aigen.generators.gemini import quota_exhausted
 from aigen.generators.paid_api import one_line
 from conftest import ai_images, assert_one_line_error, compose_config, failures, manifest_rows, run_cli
+from fake_api import FakeApi
 
 KEY = "AIzaTestKey-SECRET-0123456789"
 SAMPLES = 8  # photos in source=samples
@@ -67,85 +65,38 @@ QUOTA_PER_MINUTE = api_error(
 )
 
 
-class FakeGemini:
-    """Records every request; `script(request) -> (status, body) | None` decides answers other than an image."""
+class FakeGemini(FakeApi):
+    """`generateContent` (JSON with inline images); `script(request) -> (status, body) | None` decides the answers
+    other than an image."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[dict] = []
-        self.photos: list[str] = []  # distinct input photos (hash of the inline PNG), in the order first seen
-        self.issued_ids: list[str] = []
-        self.script = lambda request: None
-        self.hold = 0.0  # seconds each request is held before its answer (to time the client out)
-        server = self
+    id_prefix = "resp"
+    protocol_version = "HTTP/1.1"
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                server.handle(self)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
-        [content] = body["contents"]
+    def parse(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[bytes | None, dict]:
+        request = json.loads(body)
+        [content] = request["contents"]
         texts = [part["text"] for part in content["parts"] if "text" in part]
         # Proto JSON: the SDK may spell a field inlineData or inline_data, mimeType or mime_type.
         inline = [part.get("inlineData") or part["inline_data"] for part in content["parts"] if "text" not in part]
-        png = base64.urlsafe_b64decode(inline[0]["data"])  # the SDK sends URL-safe base64 if inline else b""
-        photo = hashlib.sha256(png).hexdigest()
-        with self.lock:
-            if photo not in self.photos:
-                self.photos.append(photo)
-            request = {
-                "path": handler.path,
-                "key": handler.headers.get("x-goog-api-key"),
-                "texts": texts,
-                "mime_types": [part.get("mimeType") or part["mime_type"] for part in inline],
-                "png": png,
-                "config": body.get("generationConfig"),
-                "photo_index": self.photos.index(photo),
-                "attempt": sum(r["photo_index"] == self.photos.index(photo) for r in self.requests),
-                "start": time.monotonic(),
-            }
-            self.requests.append(request)
-        time.sleep(self.hold)
-        answer = self.script(request)
-        with self.lock:
-            response_id = f"resp_{len(self.issued_ids):04d}"
-            self.issued_ids.append(response_id)
-        if answer is None:
-            side = Image.open(io.BytesIO(png)).width
-            part = {"inlineData": {"mimeType": "image/png", "data": png_b64(side, len(self.issued_ids))}}
-            candidate = {"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}
-            usage = {"promptTokenCount": 1200, "candidatesTokenCount": 1120, "totalTokenCount": 2320}
-            answer = (200, {"candidates": [candidate], "usageMetadata": usage, "modelVersion": MODEL})
-            answer[1]["responseId"] = response_id
-        status, payload = answer
-        data = json.dumps(payload).encode()
-        request["status"] = status
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        try:
-            handler.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
-            request["status"] = None
+        png = base64.urlsafe_b64decode(inline[0]["data"])  # the SDK sends URL-safe base64
+        return png, {
+            "key": handler.headers.get("x-goog-api-key"),
+            "texts": texts,
+            "mime_types": [part.get("mimeType") or part["mime_type"] for part in inline],
+            "png": png,
+            "config": request.get("generationConfig"),
+        }
 
-    def attempts(self, photo_index: int) -> list[dict]:
-        return [r for r in self.requests if r["photo_index"] == photo_index]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, request: dict, answer_id: str, scripted: tuple | None) -> tuple[int, dict, dict]:
+        if scripted is not None:
+            status, payload = scripted
+            return status, {}, payload
+        side = Image.open(io.BytesIO(request["png"])).width
+        part = {"inlineData": {"mimeType": "image/png", "data": png_b64(side, len(self.issued_ids))}}
+        candidate = {"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}
+        usage = {"promptTokenCount": 1200, "candidatesTokenCount": 1120, "totalTokenCount": 2320}
+        body = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": MODEL, "responseId": answer_id}
+        return 200, {}, body
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """OpenAI generators against a real local HTTP server that speaks the two image endpoints: no network, no money.
 
-The server (`FakeOpenAI`) parses each multipart request, records it (fields, the decoded PNG, times, requests in
-flight at once) and answers with a PNG and an `x-request-id`, or with whatever a test scripts per photo.
+The server (`FakeOpenAI`, a `fake_api.FakeApi`) parses each multipart request, records it (fields, the decoded PNG,
+times, requests in flight at once) and answers with a PNG and an `x-request-id`, or with whatever a test scripts.
 """
 
 from __future__ import annotations
@@ -9,13 +9,11 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
-import hashlib
 import io
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -30,6 +28,7 @@ from aigen.pairing import JpegSettings, Pairing, PairProcessor
 from aigen.preprocess import ImageLoader
 from aigen.sources import SourceItem
 from conftest import ai_images, assert_one_line_error, compose_config, failures, manifest_rows, run_cli
+from fake_api import FakeApi
 
 KEY = "sk-test-SECRET"
 SAMPLES = 8  # photos in source=samples
@@ -69,94 +68,25 @@ def api_error(status: int, message: str, code: str | None = None, param: str | N
     )
 
 
-class FakeOpenAI:
-    """Records every request; `script(request) -> (status, headers, body) | None` decides non-200 answers."""
+class FakeOpenAI(FakeApi):
+    """The two image endpoints (multipart uploads); `script(request) -> (status, headers, body) | None` decides the
+    answers other than a PNG."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[dict] = []
-        self.photos: list[str] = []  # distinct input photos (hash of the uploaded PNG), in the order first seen
-        self.issued_ids: list[str] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.hold = 0.0  # seconds each request is held before its answer (to see concurrency)
-        self.script = lambda request: None
-        server = self
+    url_path = "/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                server.handle(self)
+    def parse(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[bytes | None, dict]:
+        fields, files = parse_multipart(handler.headers["Content-Type"], body)
+        photo = files["image"][1] if "image" in files else None
+        return photo, {"authorization": handler.headers.get("Authorization"), "fields": fields, "files": files}
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        start = time.monotonic()
-        with self.lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            body = handler.rfile.read(int(handler.headers["Content-Length"]))
-            fields, files = parse_multipart(handler.headers["Content-Type"], body)
-            photo = hashlib.sha256(files["image"][1]).hexdigest() if "image" in files else None
-            with self.lock:
-                if photo not in self.photos:
-                    self.photos.append(photo)
-                request = {
-                    "path": handler.path,
-                    "authorization": handler.headers.get("Authorization"),
-                    "fields": fields,
-                    "files": files,
-                    "photo": photo,
-                    "photo_index": self.photos.index(photo),
-                    "attempt": sum(r["photo"] == photo for r in self.requests),
-                    "start": start,
-                }
-                self.requests.append(request)
-            time.sleep(self.hold)
-            answer = self.script(request)
-            with self.lock:
-                request_id = f"req_{len(self.issued_ids):04d}"
-                self.issued_ids.append(request_id)
-            if answer is None:
-                side = int(fields.get("size", "64x64").split("x")[0])
-                answer = (
-                    200,
-                    {},
-                    {"created": int(time.time()), "data": [{"b64_json": png_b64(side, len(self.issued_ids))}]},
-                )
-            status, headers, payload = answer
-            data = json.dumps(payload).encode()
-            try:
-                handler.send_response(status)
-                handler.send_header("Content-Type", "application/json")
-                handler.send_header("Content-Length", str(len(data)))
-                handler.send_header("x-request-id", request_id)
-                for name, value in headers.items():
-                    handler.send_header(name.replace("_", "-"), str(value))
-                handler.end_headers()
-                handler.wfile.write(data)
-                handler.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
-                status = None
-            request["status"] = status
-            request["end"] = time.monotonic()
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-    def attempts(self, photo_index: int) -> list[dict]:
-        return [r for r in self.requests if r["photo_index"] == photo_index]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def answer(self, request: dict, answer_id: str, scripted: tuple | None) -> tuple[int, dict, dict]:
+        if scripted is not None:
+            status, headers, payload = scripted
+        else:
+            side = int(request["fields"].get("size", "64x64").split("x")[0])
+            image = {"b64_json": png_b64(side, len(self.issued_ids))}
+            status, headers, payload = 200, {}, {"created": int(time.time()), "data": [image]}
+        return status, headers | {"x-request-id": answer_id}, payload
 
 
 @pytest.fixture(autouse=True)
