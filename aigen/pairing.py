@@ -84,12 +84,17 @@ def original_at_gen_size(square: Image.Image, gen_size: int) -> Image.Image:
     return to_square(square, gen_size)
 
 
-def original_square(photo: Photo, size: int, gen_size: int, geometry: str = "symmetric") -> Image.Image:
+def original_square(
+    photo: Photo, size: int, gen_size: int, geometry: str = "symmetric", at_gen_size: Image.Image | None = None
+) -> Image.Image:
     """The original half at `size`, before the shared JPEG encoder: through `gen_size` from the generator's input
-    square (symmetric), or the seed's way, the photo's square box straight to `size` (direct)."""
+    square (symmetric; `at_gen_size` when the caller has it already), or the seed's way, the photo's square box
+    straight to `size` (direct)."""
     if geometry == "direct":
         return to_square(photo.image, size, photo.square_box())
-    return to_square(original_at_gen_size(photo.condition_square(), gen_size), size)
+    if at_gen_size is None:
+        at_gen_size = original_at_gen_size(photo.condition_square(), gen_size)
+    return to_square(at_gen_size, size)
 
 
 def ai_square(image: Image.Image, size: int, history: JpegHistory | None = None) -> Image.Image:
@@ -214,8 +219,9 @@ class PairProcessor:
     def reads_history(self) -> bool:
         return self.pairing.jpeg_history == "matched"
 
-    def original_jpeg(self, photo: Photo) -> bytes:
-        return self.jpeg.encode(original_square(photo, self.size, self.gen_size, self.pairing.geometry))
+    def original_jpeg(self, photo: Photo, at_gen_size: Image.Image | None = None) -> bytes:
+        """The original half's bytes; `at_gen_size`: the photo's square at gen_size, if already made (for mixup)."""
+        return self.jpeg.encode(original_square(photo, self.size, self.gen_size, self.pairing.geometry, at_gen_size))
 
     def native_original_jpeg(self, square: Image.Image) -> bytes:
         """At gen_size=native: the photo's square on its native grid (aigen.native), which is also the generator's

@@ -73,16 +73,19 @@ class Preparer:
             model_input = self.generator.prepare(photo.condition_square())
         except SkipImage as skip:
             return Prepared(item, skip=skip)
+        # pairing.mixup blends the generated image with the photo's square at gen_size, which the symmetric
+        # original half passes through too: made once.
         mixing = self.processor.pairing.mixup > 0
+        real = original_at_gen_size(photo.condition_square(), self.generator.gen_size) if mixing else None
         history = self.processor.history(file, photo)
         return Prepared(
             item,
-            original_jpeg=self.processor.original_jpeg(photo),
+            original_jpeg=self.processor.original_jpeg(photo, at_gen_size=real),
             model_input=model_input,
             history=history,
             photo_side=min(photo.full_size),
             pixels=self.processor.facts(history),
-            real=original_at_gen_size(photo.condition_square(), self.generator.gen_size) if mixing else None,
+            real=real,
         )
 
     def prepare_native(self, item: SourceItem) -> Prepared:
