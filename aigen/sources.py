@@ -274,13 +274,12 @@ class FolderSource(Source):
             dirnames.sort()
             for filename in sorted(filenames):
                 path = Path(folder) / filename
-                relative = path.relative_to(self.root).as_posix()
                 if filename.startswith(APPLE_DOUBLE_PREFIX):
-                    self.ignored["macOS resource forks (._*)"].add(relative)
+                    self.ignored["macOS resource forks (._*)"].add(path.relative_to(self.root).as_posix())
                 elif os.path.splitext(filename)[1].lower() in PHOTO_EXTENSIONS or is_image_file(path):
                     found.append(path)
                 else:
-                    self.ignored["files that are not images"].add(relative)
+                    self.ignored["files that are not images"].add(path.relative_to(self.root).as_posix())
         return found
 
 

@@ -12,7 +12,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from aigen.dataset.layout import AI, FAILURES, MANIFEST, ORIGINAL, Shard, done_rows, pair_on_disk, pair_paths
+from aigen.dataset.layout import (
+    AI,
+    FAILURES,
+    MANIFEST,
+    ORIGINAL,
+    Shard,
+    done_rows,
+    pair_on_disk,
+    pair_paths,
+    paired_ids,
+)
 from aigen.errors import UserError
 from aigen.files import JsonlAppender, compact, repair_torn_tail, write_atomic
 from aigen.sources import SourceItem
@@ -121,7 +131,8 @@ class PairWriter:
     def _compact(self) -> None:
         """One manifest row per pair on disk; one failure row per photo of the source that has no pair now."""
         manifest_path, failures_path = self._record_paths()
-        compact(manifest_path, lambda row: pair_on_disk(self.dataset_dir, row["id"]))
+        on_disk = paired_ids(self.dataset_dir)
+        compact(manifest_path, lambda row: row["id"] in on_disk)
         paired = done_rows(self.dataset_dir)
         compact(
             failures_path,
