@@ -15,6 +15,7 @@ from diffusers import StableDiffusionImageVariationPipeline
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 from omegaconf import open_dict
 from PIL import Image
+from transformers import CLIPImageProcessor
 
 from aigen.errors import UserError
 from aigen.factory import build, make_dataset
@@ -178,6 +179,20 @@ def test_a_missing_prior_names_the_prior(saved_models, monkeypatch):
     message = generator.load_error(OSError("not found"), "org/prior", "main")
     assert "cannot load model 'org/prior' (revision main)" in message
     assert "set generator.prior_model=/path/to/a/local/copy" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("prior_revision", ["null", "v2"])
+def test_a_prior_is_loaded_at_its_own_revision(prior_revision):
+    """The prior is another repository: the base model's pinned commit is never asked of it."""
+    cfg = compose_config(
+        "generator=kandinsky", "generator.revision=0123abcd", f"generator.prior_revision={prior_revision}"
+    )
+    generator = build(cfg.generator)
+    with pytest.raises(UserError) as error:  # offline, with nothing cached: the load error names what was asked
+        generator.load_prior(CLIPImageProcessor, None, subfolder="image_processor")
+    expected = "main" if prior_revision == "null" else prior_revision
+    assert f"cannot load model 'kandinsky-community/kandinsky-2-2-prior' (revision {expected})" in str(error.value)
+    assert "generator.prior_model=" in str(error.value)
 
 
 def test_inpaint_refuses_a_plain_checkpoint(saved_models):

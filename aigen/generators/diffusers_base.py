@@ -477,6 +477,8 @@ class PriorGenerator(DiffusersGenerator):
     """A generator whose image conditioning comes from a prior in a second repository (Kandinsky 2.2's, FLUX.1
     Redux's): the prior and its revision decide the pixels, with the steps and the guidance."""
 
+    tiny_prior_folder = ""  # where a tiny twin keeps its prior, inside its own folder ("": beside the base model)
+
     def __init__(
         self,
         model: str,
@@ -507,6 +509,18 @@ class PriorGenerator(DiffusersGenerator):
 
     def dir_tags(self) -> list[str]:
         return [model_tag(self.model), f"g{self.guidance_scale}", *self.big_model_tags()]
+
+    def prior_location(self) -> str:
+        """The prior's folder: inside a tiny twin's own; for a real model its own repository (or local path)."""
+        if self.tiny:
+            base = self.pretrained_location()
+            return os.path.join(base, self.tiny_prior_folder) if self.tiny_prior_folder else base
+        return pretrained.location(self.prior_model)
+
+    def load_prior(self, loader, dtype: torch.dtype | None, **extra):
+        """A prior component at `prior_revision` (never the base model's revision: another repository's commit)."""
+        revision = None if self.tiny else self.prior_revision or "main"
+        return self.from_pretrained(loader, self.prior_location(), dtype, revision=revision, **extra)
 
 
 def pixels_to_tensor(images: list[Image.Image]) -> torch.Tensor:

@@ -15,13 +15,10 @@ All run in bfloat16 on CUDA (the published precision; float16 overflows in T5) a
 
 from __future__ import annotations
 
-import os
-
 import torch
 from diffusers import FluxPipeline, FluxPriorReduxPipeline
 from PIL import Image
 
-from aigen import pretrained
 from aigen.errors import UserError
 from aigen.generators.diffusers_base import PriorGenerator, model_tag
 from aigen.generators.zoo import ImageToImage, Prompted
@@ -214,6 +211,7 @@ class FluxRedux(PriorGenerator):
     weight_gib = sum(FLUX1_REDUX_GIB.values())
     denoise_gib_per_image = 0.3
     decode_gib_per_image = 0.8
+    tiny_prior_folder = "prior"
 
     def __init__(
         self,
@@ -234,17 +232,10 @@ class FluxRedux(PriorGenerator):
     def plan_detail(self) -> str:
         return f"image conditioning from {self.prior_model}, {self.steps} steps"
 
-    def prior_location(self) -> str:
-        """The tiny twin keeps its prior in `prior/` beside the base model; the real one is its own repository."""
-        if self.tiny:
-            return os.path.join(self.pretrained_location(), "prior")
-        return pretrained.location(self.prior_model)
-
     def load_model(self, location: str, dtype: torch.dtype):
         extra = self.pipeline_kwargs(FluxPipeline, location)
         pipe = self.from_pretrained(FluxPipeline, location, dtype, text_encoder=None, text_encoder_2=None, **extra)
-        revision = None if self.tiny else self.prior_revision
-        self._prior = self.from_pretrained(FluxPriorReduxPipeline, self.prior_location(), dtype, revision=revision)
+        self._prior = self.load_prior(FluxPriorReduxPipeline, dtype)
         return pipe
 
     def attach(self, pipe, device: torch.device) -> None:

@@ -23,7 +23,6 @@ from diffusers import (
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-from aigen import pretrained
 from aigen.checks import number, text, whole_number
 from aigen.errors import UserError
 from aigen.generators.diffusers_base import (
@@ -351,22 +350,10 @@ class KandinskyVariation(PriorGenerator):
     def plan_detail(self) -> str:
         return f"image embeddings from {self.prior_model}, {self.steps} steps"
 
-    def prior_location(self) -> str:
-        """The tiny twin keeps the prior's image encoder beside its decoder; the real one is its own repository."""
-        if self.tiny:
-            return self.pretrained_location()
-        return pretrained.location(self.prior_model)
-
     def load_model(self, location: str, dtype: torch.dtype):
         decoder = super().load_model(location, dtype)
-        prior = self.prior_location()
-        revision = None if self.tiny else self.prior_revision
-        self._image_encoder = self.from_pretrained(
-            CLIPVisionModelWithProjection, prior, dtype, revision=revision, subfolder="image_encoder"
-        )
-        self._image_processor = self.from_pretrained(
-            CLIPImageProcessor, prior, None, revision=revision, subfolder="image_processor"
-        )
+        self._image_encoder = self.load_prior(CLIPVisionModelWithProjection, dtype, subfolder="image_encoder")
+        self._image_processor = self.load_prior(CLIPImageProcessor, None, subfolder="image_processor")
         return decoder
 
     def attach(self, pipe, device: torch.device) -> None:
