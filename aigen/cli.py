@@ -1,4 +1,4 @@
-"""One way to call every command-line tool: the same options spelled the same (W&B, output dir, split), and one
+"""One way to call every command-line tool: the same options spelled the same (W&B, output dir, split, audits), and one
 path from a user's mistake to one `error:` line with exit code 2."""
 
 from __future__ import annotations
@@ -35,6 +35,19 @@ def add_split_options(parser: argparse.ArgumentParser) -> None:
     for key in ("val_fraction", "test_fraction"):
         flag = "--" + key.replace("_", "-")
         parser.add_argument(flag, type=float, default=defaults[key], help=f"share of source photos ({defaults[key]})")
+
+
+def add_audit_option(parser: argparse.ArgumentParser) -> None:
+    """`--audit DIR` (repeatable): the audits the report and the export show beside their datasets."""
+    parser.add_argument(
+        "--audit",
+        dest="audit_dirs",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        default=[],
+        help="a python -m aigen.audit output folder (repeatable; default: outputs/audit-<dataset dir name>)",
+    )
 
 
 def one_line_errors(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:

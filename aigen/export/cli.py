@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from aigen.audit.cli import default_out_dir
-from aigen.cli import add_split_options, one_line_errors
+from aigen.cli import add_audit_option, add_split_options, one_line_errors
 from aigen.dataset import DatasetDir
 from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
@@ -199,15 +199,7 @@ def parse_args(argv: list[str] | None) -> ExportOptions:
     parser.add_argument("--format", dest="file_format", choices=FORMATS, default="parquet")
     parser.add_argument("--max-shard-mb", type=float, default=500.0, help="image megabytes per shard (500)")
     add_split_options(parser)
-    parser.add_argument(
-        "--audit",
-        dest="audit_dirs",
-        metavar="DIR",
-        type=Path,
-        action="append",
-        default=[],
-        help="a python -m aigen.audit output folder (repeatable; default: outputs/audit-<dataset dir name>)",
-    )
+    add_audit_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace a previous export in --out")
     parser.add_argument("--repo-id", help="the Hub dataset repo, for the card's snippets (default: <user>/<out name>)")
     parser.add_argument("--title", help="the card's title (default: the --out folder's name)")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
-from aigen.cli import one_line_errors
+from aigen.cli import add_audit_option, one_line_errors
 from aigen.errors import UserError
 from aigen.export.cli import check_out_dir
 from aigen.files import folder_replaced_whole
@@ -91,15 +91,7 @@ def parse_args(argv: list[str] | None) -> ReportOptions:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="SITE", help="the site's folder (absent, empty, or --overwrite)"
     )
-    parser.add_argument(
-        "--audit",
-        dest="audit_dirs",
-        metavar="DIR",
-        type=Path,
-        action="append",
-        default=[],
-        help="a python -m aigen.audit output folder (repeatable; default: outputs/audit-<dataset dir name>)",
-    )
+    add_audit_option(parser)
     parser.add_argument(
         "--detector",
         dest="detector_dirs",
