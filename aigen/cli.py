@@ -1,5 +1,5 @@
-"""One way to call every command-line tool: the same options spelled the same (W&B, output dir, split, audits), and one
-path from a user's mistake to one `error:` line with exit code 2."""
+"""One way to call every command-line tool: the same options spelled the same (W&B, output dir, split, audits),
+and one path from a user's mistake to one `error:` line with exit code 2."""
 
 from __future__ import annotations
 
