@@ -26,6 +26,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from aigen import factory
+from aigen.factory import plan
 from aigen.hash_cache import cache_files
 from aigen.sources import FolderSource, SourceItem, with_hashes
 from aigen.tables import markdown_table
@@ -115,13 +116,13 @@ def timed_start(root: Path, out: Path, reads: list[int]) -> tuple[float, float]:
         hashing.append(time.perf_counter() - started)
         return hashed
 
-    factory.with_hashes = timed_with_hashes
+    plan.with_hashes = timed_with_hashes  # where the start calls it
     try:
         started = time.perf_counter()
         summary = factory.make_dataset(cfg)
         seconds = time.perf_counter() - started
     finally:
-        factory.with_hashes = with_hashes
+        plan.with_hashes = with_hashes
     assert summary.generated == 0 and summary.already_done == summary.selected, summary
     return seconds, sum(hashing)
 
