@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from omegaconf import open_dict
 from PIL import Image
 
 from aigen.dataset import Shard
+from aigen.dataset.layout import paired_ids
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.generators.sd import SDImageVariation
@@ -287,3 +289,17 @@ def test_the_model_error_mentions_hf_hub_offline_only_when_set(monkeypatch):
     assert "HF_HUB_OFFLINE" not in message and "hf download org/model --revision main" in message
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert "HF_HUB_OFFLINE is set" in generator.load_error(OSError("not found"))
+
+
+def test_paired_ids_are_the_ids_with_both_files(tmp_path):
+    """What a start counts as done: both halves on disk as files; temporaries, one half, a dangling link are not."""
+    for half in ("original", "ai"):
+        (tmp_path / half).mkdir()
+        for name in ("both.jpg", "a.jpg.jpg", ".both.shard0.tmp", ".both.replacing"):
+            (tmp_path / half / name).write_bytes(b"x")
+        (tmp_path / half / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+        (tmp_path / half / "linked.jpg").symlink_to(tmp_path / half / "both.jpg")
+    (tmp_path / "original" / "one_half.jpg").write_bytes(b"x")
+    assert paired_ids(tmp_path) == {"both", "a.jpg", "linked"}
+    shutil.rmtree(tmp_path / "ai")
+    assert paired_ids(tmp_path) == set()

@@ -80,6 +80,11 @@ def pair_on_disk(dataset_dir: Path, image_id: str) -> bool:
     return all(path.exists() for path in pair_paths(dataset_dir, image_id))
 
 
+def is_jpg_file(entry: os.DirEntry) -> bool:
+    """A pair's file: `<id>.jpg`, a file (a link to one too, as `Path.exists` counted it; not a dangling link)."""
+    return entry.name.endswith(".jpg") and entry.is_file()
+
+
 def paired_ids(dataset_dir: Path) -> set[str]:
     """Ids with both files on disk, from one listing of each half's folder: a resume checks every row more than
     once, and two stats per row are most of its start at 200,000 pairs."""
@@ -87,7 +92,7 @@ def paired_ids(dataset_dir: Path) -> set[str]:
     def ids(folder: str) -> set[str]:
         try:
             with os.scandir(dataset_dir / folder) as entries:
-                return {entry.name.removesuffix(".jpg") for entry in entries if entry.name.endswith(".jpg")}
+                return {entry.name.removesuffix(".jpg") for entry in entries if is_jpg_file(entry)}
         except FileNotFoundError:
             return set()
 

@@ -18,10 +18,10 @@ from aigen.dataset.layout import (
     MANIFEST,
     ORIGINAL,
     Shard,
-    done_rows,
     pair_on_disk,
     pair_paths,
     paired_ids,
+    read_rows,
 )
 from aigen.errors import UserError
 from aigen.files import JsonlAppender, compact, repair_torn_tail, write_atomic
@@ -133,7 +133,7 @@ class PairWriter:
         manifest_path, failures_path = self._record_paths()
         on_disk = paired_ids(self.dataset_dir)
         compact(manifest_path, lambda row: row["id"] in on_disk)
-        paired = done_rows(self.dataset_dir)
+        paired = {image_id for image_id in read_rows(self.dataset_dir, MANIFEST) if image_id in on_disk}  # any shard
         compact(
             failures_path,
             lambda row: row["id"] not in paired and (self.source_ids is None or row["id"] in self.source_ids),

@@ -518,7 +518,8 @@ class PriorGenerator(DiffusersGenerator):
         return pretrained.location(self.prior_model)
 
     def load_prior(self, loader, dtype: torch.dtype | None, **extra):
-        """A prior component at `prior_revision` (never the base model's revision: another repository's commit)."""
+        """A prior component at `prior_revision`, `main` when unset: not the base model's revision, which names a
+        commit of another repository (a tiny twin's prior is a local folder, where revisions do not apply)."""
         revision = None if self.tiny else self.prior_revision or "main"
         return self.from_pretrained(loader, self.prior_location(), dtype, revision=revision, **extra)
 
