@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +39,9 @@ from hydra import compose, initialize_config_dir
 
 from aigen.audit import AuditResult, audit_dataset
 from aigen.audit.cues import FAIR_BAND, CueResult
+from aigen.cli import one_line_errors
 from aigen.corpus import CAMERAS, build_scene_corpus
+from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.tables import markdown_table
 
@@ -150,13 +154,15 @@ def sweep(regimes: list[Regime], count: int, work: Path) -> tuple[list[Measured]
         if not regime.possible:
             impossible.append(regime)
             continue
-        corpus = work / f"corpus{index}"
+        regime_dir = work / f"regime{index}"  # removed once audited: one regime's GBs on disk at a time
+        corpus = regime_dir / "corpus"
         regime.corpus(corpus, count)
         for generator in regime.controls():
             for geometry, history in regime.processing(generator):
                 run = ControlRun(generator, geometry, history, regime.gen_size, regime.size)
-                out = work / f"run{index}-{generator}-{geometry}-{history}"
+                out = regime_dir / f"{generator}-{geometry}-{history}"
                 measured.append(Measured(regime, run, control_audit(run, corpus, out, photos="photos")))
+        shutil.rmtree(regime_dir)
         print(f"measured gen_size {regime.gen_size}, {regime.label}", flush=True)
     return measured, impossible
 
@@ -182,9 +188,10 @@ def camera_sweep(
             if camera == "lanczos" and (regime, run) in done:
                 measured.append(CameraMeasured(regime, camera, done[regime, run]))
                 continue
-            corpus = work / f"corpus{REGIMES.index(regime)}-{camera}"
-            regime.corpus(corpus, count, camera)
-            result = control_audit(run, corpus, work / f"run-{corpus.name}", photos="photos")
+            camera_dir = work / f"regime{REGIMES.index(regime)}-{camera}"
+            regime.corpus(camera_dir / "corpus", count, camera)
+            result = control_audit(run, camera_dir / "corpus", camera_dir / "native_twin", photos="photos")
+            shutil.rmtree(camera_dir)
             measured.append(CameraMeasured(regime, camera, result))
         print(f"measured cameras at gen_size {regime.gen_size}, {regime.label}", flush=True)
     return measured
@@ -264,7 +271,8 @@ def write_csv(measured: list[Measured], path: Path) -> None:
             writer.writerow([*row, round(m.result.accuracy or 0.5, 4), holds(m.result)])
 
 
-def main(argv: list[str] | None = None) -> None:
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aigen.bias_check", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="photos per regime (default 200)")
     parser.add_argument("--gen-size", type=int, choices=(256, 512), action="append", help="only these (default both)")
@@ -276,9 +284,11 @@ def main(argv: list[str] | None = None) -> None:
         help="also run native_twin's default on PNG photos made by each of these filters (one more table)",
     )
     args = parser.parse_args(argv)
+    if args.count < 1:
+        raise UserError(f"--count {args.count}: each regime needs at least 1 photo")
     gen_sizes = args.gen_size or [256, 512]
     regimes = [regime for regime in REGIMES if regime.gen_size in gen_sizes]
-    with tempfile.TemporaryDirectory(prefix="aigen-bias-") as folder:  # GBs of datasets: removed after
+    with tempfile.TemporaryDirectory(prefix="aigen-bias-") as folder:  # each regime's GBs removed once audited
         measured, impossible = sweep(regimes, args.count, Path(folder))
         cameras = camera_sweep(regimes, args.cameras, args.count, Path(folder), measured) if args.cameras else []
     write_csv(measured, args.out / "bias_check.csv")
@@ -288,7 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     if cameras:
         print(f"\nnative_twin, default processing, by the filter that made the photos:\n{camera_table(cameras)}")
     print(f"every cue: {args.out / 'bias_check.csv'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

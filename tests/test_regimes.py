@@ -22,7 +22,9 @@ from aigen.bias_check import (
     control_audit,
     holds,
     regime_table,
+    sweep,
 )
+from aigen.bias_check import main as bias_check_main
 from aigen.corpus import build_scene_corpus
 from aigen.errors import SkipImage, UserError
 from aigen.factory import make_dataset
@@ -178,6 +180,27 @@ def test_the_native_render_verdict_turns_with_the_filter_that_made_the_photos(tm
     main_run = Measured(regime, ControlRun("native_twin", gen_size=256, size=128), measured[0].result)
     [reused] = camera_sweep([regime], ["lanczos"], 16, tmp_path / "again", [main_run])
     assert reused.result is measured[0].result and not (tmp_path / "again").exists()
-    with Image.open(tmp_path / "corpus2-box" / "photos" / "0000-astronaut.png") as photo:
-        twin = Image.open(tmp_path / "corpus2-box" / "twins" / "0000-astronaut.png").convert("RGB")
+    assert not any(tmp_path.iterdir())  # each camera's corpus and dataset removed once audited
+    regime.corpus(tmp_path / "box", 2, "box")
+    with Image.open(tmp_path / "box" / "photos" / "0000-astronaut.png") as photo:
+        twin = Image.open(tmp_path / "box" / "twins" / "0000-astronaut.png").convert("RGB")
         assert photo.convert("RGB").tobytes() == twin.resize(photo.size, Image.Resampling.BOX).tobytes()
+
+
+def test_the_sweep_measures_each_control_and_processing_and_frees_each_regime(tmp_path):
+    regime = Regime(256, 128, (1.0, 2.0), False)
+    measured, impossible = sweep([regime, Regime(256, 256, (0.5, 1.0), False)], 4, tmp_path)
+    runs = [(m.run.generator, m.run.geometry) for m in measured]
+    assert runs == [
+        ("identity", "symmetric"),
+        ("identity", "direct"),
+        ("native_twin", "symmetric"),
+        ("native_twin", "direct"),
+    ]
+    assert all(m.result.pairs == 4 for m in measured) and impossible == [Regime(256, 256, (0.5, 1.0), False)]
+    assert not any(tmp_path.iterdir())  # the corpus and the datasets of a regime go once it is audited
+
+
+def test_a_bad_count_is_one_line(capsys):
+    assert bias_check_main(["--count", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --count 0: each regime needs at least 1 photo"
