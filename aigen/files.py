@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,23 +33,35 @@ def read_jsonl(path: Path) -> Iterator[dict]:
             yield json.loads(line)
 
 
-def last_row_per_id(path: Path) -> dict[str, dict]:
-    """One file's rows keyed by id, the last row of an id winning, in the order ids were last written."""
-    rows: dict[str, dict] = {}
-    for row in read_jsonl(path):
-        rows.pop(row["id"], None)
-        rows[row["id"]] = row
-    return rows
+def last_row_per_id(rows: Iterable[dict]) -> dict[str, dict]:
+    """Rows keyed by id, the last row of an id winning, in the order ids were last written."""
+    latest: dict[str, dict] = {}
+    for row in rows:
+        latest.pop(row["id"], None)
+        latest[row["id"]] = row
+    return latest
 
 
 def compact(path: Path, keep: Callable[[dict], bool]) -> None:
     """Rewrite a JSONL file atomically with the last row of each id that `keep` accepts (when that changes it)."""
     if not path.exists():
         return
-    rows = [row for row in last_row_per_id(path).values() if keep(row)]
-    data = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
+    rows = list(read_jsonl(path))
+    kept = [row for row in last_row_per_id(rows).values() if keep(row)]
+    if len(kept) == len(rows) and ends_whole(path):
+        return  # no id twice, none dropped, no torn line: the file already is its compaction
+    data = "".join(json.dumps(row, sort_keys=True) + "\n" for row in kept).encode()
     if data != path.read_bytes():
         write_atomic(path, data)
+
+
+def ends_whole(path: Path) -> bool:
+    """Empty, or its last line ends with a newline (a killed writer leaves a torn one)."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def repair_torn_tail(path: Path) -> bool:

@@ -16,6 +16,7 @@ from PIL import Image
 from aigen.dataset import Shard, read_rows
 from aigen.dataset.writer import PairWriter
 from aigen.factory import make_dataset
+from aigen.files import compact
 from aigen.generators.sd import SDImageVariation
 from aigen.seeding import per_image_seed
 from aigen.status import main as status_main
@@ -206,3 +207,19 @@ def test_a_failing_batch_is_retried_image_by_image_then_recorded(tiny_cfg):
     assert (summary.generated, summary.failed) == (N_SAMPLES - 1, 1)
     failure = read_rows(summary.dataset_dir, "failures")["coffee"]
     assert failure["stage"] == "generate" and "CUDA out of memory (this image)" in failure["reason"]
+
+
+def test_compaction_keeps_the_last_row_per_id_and_rewrites_only_a_file_that_changes(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    lines = [json.dumps({"id": key, "n": n}, sort_keys=True) + "\n" for key, n in (("a", 1), ("b", 1), ("a", 2))]
+    path.write_text("".join(lines))
+    compact(path, lambda row: True)
+    assert path.read_text() == lines[1] + lines[2]  # a's last row, in the order ids were last written
+    inode = path.stat().st_ino
+    compact(path, lambda row: True)
+    assert path.stat().st_ino == inode  # already compact: not written again
+    path.write_text(path.read_text() + '{"id": "c", "n"')  # a torn last line
+    compact(path, lambda row: True)
+    assert path.read_text() == lines[1] + lines[2]
+    compact(path, lambda row: row["id"] != "b")
+    assert path.read_text() == lines[2]

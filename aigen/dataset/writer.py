@@ -133,6 +133,8 @@ class PairWriter:
         manifest_path, failures_path = self._record_paths()
         on_disk = paired_ids(self.dataset_dir)
         compact(manifest_path, lambda row: row["id"] in on_disk)
+        if not failures_path.exists() or failures_path.stat().st_size == 0:
+            return  # no failure rows: every shard's manifest need not be read
         paired = {image_id for image_id in read_rows(self.dataset_dir, MANIFEST) if image_id in on_disk}  # any shard
         compact(
             failures_path,
