@@ -43,13 +43,15 @@ def last_row_per_id(rows: Iterable[dict]) -> dict[str, dict]:
 
 
 def compact(path: Path, keep: Callable[[dict], bool]) -> None:
-    """Rewrite a JSONL file atomically with the last row of each id that `keep` accepts (when that changes it)."""
+    """Rewrite a JSONL file atomically with the last row of each id that `keep` accepts (when that changes it). The
+    file is in JsonlAppender's form (one `json.dumps(row, sort_keys=True)` per line), so a file with no id twice,
+    none dropped and no torn line already is its compaction."""
     if not path.exists():
         return
     rows = list(read_jsonl(path))
     kept = [row for row in last_row_per_id(rows).values() if keep(row)]
     if len(kept) == len(rows) and ends_whole(path):
-        return  # no id twice, none dropped, no torn line: the file already is its compaction
+        return
     data = "".join(json.dumps(row, sort_keys=True) + "\n" for row in kept).encode()
     if data != path.read_bytes():
         write_atomic(path, data)
