@@ -12,7 +12,6 @@ import pytest
 import skimage.data
 import torch
 from diffusers import Flux2KleinPipeline
-from omegaconf import open_dict
 from PIL import Image
 
 from aigen.errors import UserError
@@ -23,6 +22,7 @@ from aigen.generators.gpu import CUDA_RESERVE_BYTES, GIB, MAX_AUTO_BATCH, too_bi
 from aigen.generators.tiny import ensure_tiny_model
 from aigen.identity import dataset_dir
 from conftest import compose_config, file_bytes, manifest_rows, run_cli
+from twin_checks import assert_twin_end_to_end, photo_square, samples_cfg
 
 NAMES = ["flux_fill", "flux_kontext", "flux_redux", "flux2_klein"]
 TWINS = [f"{name}_tiny" for name in NAMES]
@@ -46,42 +46,17 @@ LICENSES = {
     "flux_redux": "flux-1-dev-non-commercial",
     "flux2_klein": "apache-2.0",
 }
-COMMON = ("id", "source", "source_sha256", "generator", "model", "revision", "weights", "gen_size", "size", "seed")
-
-
-def flux_cfg(generator: str, out, *overrides: str):
-    cfg = compose_config("source=samples", f"generator={generator}", "size=64", "logger=none", *overrides)
-    with open_dict(cfg):
-        cfg.dataset_dir = str(out)
-    return cfg
-
-
-def photo_square(side: int = 96) -> Image.Image:
-    return Image.fromarray(skimage.data.astronaut()).resize((side, side))
 
 
 # ------------------------------------------------------------------------------ 1. each twin end to end
 
 
 @pytest.mark.parametrize("twin", TWINS)
-def test_tiny_twin_makes_pairs_that_record_their_settings_and_reruns_are_byte_identical(twin, tmp_path):
-    first = make_dataset(flux_cfg(twin, tmp_path / "a", f"limit={LIMIT}"))
-    assert (first.generated, first.failed) == (LIMIT, 0)
-    rows = manifest_rows(first.dataset_dir)
-    assert len(rows) == LIMIT
-    for row in rows:
-        assert all(key in row for key in COMMON), row
-        assert {key: row[key] for key in SETTINGS[twin]} == SETTINGS[twin]
-        assert (row["generator"], row["weights"], row["gen_size"]) == (twin, "random", 64)
-        assert row["scheduler"] == "FlowMatchEulerDiscreteScheduler"
-        assert (row["offload"], row["quantize"]) == ("none", "none")
-        for half in ("original", "ai"):
-            with Image.open(first.dataset_dir / row[half]) as image:
-                assert image.size == (64, 64) and image.mode == "RGB"
-
-    again = make_dataset(flux_cfg(twin, tmp_path / "b", f"limit={LIMIT}"))
-    assert file_bytes(again.dataset_dir) == file_bytes(first.dataset_dir)
-    assert len(file_bytes(first.dataset_dir)) == 2 * LIMIT
+def test_tiny_twin_end_to_end(twin, tmp_path):
+    """As every zoo twin (twin_checks), with FLUX's flow-matching scheduler; no offload nor quantization recorded."""
+    dataset_dir = assert_twin_end_to_end(twin, tmp_path, LIMIT, SETTINGS[twin], "FlowMatchEulerDiscreteScheduler")
+    rows = manifest_rows(dataset_dir)
+    assert [(row["gen_size"], row["offload"], row["quantize"]) for row in rows] == [(64, "none", "none")] * LIMIT
 
 
 def test_the_cli_runs_every_twin_on_the_same_photos(tmp_path):
@@ -107,9 +82,9 @@ def test_the_cli_runs_every_twin_on_the_same_photos(tmp_path):
 
 
 def test_the_kontext_instruction_is_recorded_and_decides_the_pixels(tmp_path):
-    plain = make_dataset(flux_cfg("flux_kontext_tiny", tmp_path / "a", "limit=1")).dataset_dir
+    plain = make_dataset(samples_cfg("flux_kontext_tiny", tmp_path / "a", "limit=1")).dataset_dir
     prompt = "Make it a watercolour painting."
-    edited = make_dataset(flux_cfg("flux_kontext_tiny", tmp_path / "b", "limit=1", f"generator.prompt='{prompt}'"))
+    edited = make_dataset(samples_cfg("flux_kontext_tiny", tmp_path / "b", "limit=1", f"generator.prompt='{prompt}'"))
     assert [row["prompt"] for row in manifest_rows(edited.dataset_dir)] == [prompt]
     before, after = file_bytes(plain), file_bytes(edited.dataset_dir)
     assert [name for name in before if before[name] != after[name]] == [name for name in before if "ai/" in name]

@@ -12,18 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import skimage.data
 import torch
 import yaml
-from omegaconf import open_dict
-from PIL import Image
 
 from aigen.errors import UserError
 from aigen.export.licenses import UNKNOWN, model_terms
 from aigen.factory import build, make_dataset
 from aigen.generators.tiny import ensure_tiny_model
-from aigen.seeding import per_image_seed
 from conftest import compose_config, file_bytes, manifest_rows, run_cli
+from twin_checks import assert_twin_end_to_end, photo_square, samples_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT = 2
@@ -50,15 +47,7 @@ SCHEDULERS = {
     "zimage_tiny": "FlowMatchEulerDiscreteScheduler",
     "qwen_edit_tiny": "FlowMatchEulerDiscreteScheduler",
 }
-COMMON = ("id", "source", "source_sha256", "generator", "model", "revision", "weights", "gen_size", "size", "alignment")
 # The experiment names the other helpers' generators too; until they are merged their configs are missing here.
-
-
-def modern_cfg(generator: str, out, *overrides: str):
-    cfg = compose_config("source=samples", f"generator={generator}", "size=64", "logger=none", *overrides)
-    with open_dict(cfg):
-        cfg.dataset_dir = str(out)
-    return cfg
 
 
 # ------------------------------------------------------------------------------ 1. each twin end to end
@@ -68,34 +57,13 @@ def modern_cfg(generator: str, out, *overrides: str):
 def test_tiny_twin_end_to_end(twin, tmp_path):
     """Pairs at 64 px with alignment and settings in every row; resume; the same config twice gives the same
     bytes; another seed changes every AI image and no original."""
-    first = make_dataset(modern_cfg(twin, tmp_path / "a", f"limit={LIMIT}"))
-    assert (first.generated, first.failed) == (LIMIT, 0)
-    rows = manifest_rows(first.dataset_dir)
-    assert len(rows) == LIMIT
-    for row in rows:
-        assert all(key in row for key in COMMON), row
-        assert {key: row[key] for key in SETTINGS[twin]} == SETTINGS[twin]
-        assert row["weights"] == "random" and row["generator"] == twin and row["seed"] == per_image_seed(0, row["id"])
-        assert row["scheduler"] == SCHEDULERS[twin]
-        for half in ("original", "ai"):
-            with Image.open(first.dataset_dir / row[half]) as image:
-                assert image.size == (64, 64) and image.mode == "RGB"
-
-    again = make_dataset(modern_cfg(twin, tmp_path / "a", f"limit={LIMIT}"))
-    assert (again.generated, again.already_done) == (0, LIMIT)
-
-    twice = make_dataset(modern_cfg(twin, tmp_path / "b", f"limit={LIMIT}")).dataset_dir
-    assert file_bytes(twice) == file_bytes(first.dataset_dir)
-
-    other = file_bytes(make_dataset(modern_cfg(twin, tmp_path / "c", f"limit={LIMIT}", "seed=1")).dataset_dir)
-    for name, data in file_bytes(first.dataset_dir).items():
-        assert (other[name] == data) == name.startswith("original/"), name
+    assert_twin_end_to_end(twin, tmp_path, LIMIT, SETTINGS[twin], SCHEDULERS[twin])
 
 
 def test_the_instruction_is_recorded_and_names_the_dir(tmp_path):
     """Another instruction is another dataset: recorded per row, hashed into the dir name, other pixels."""
-    default = make_dataset(modern_cfg("qwen_edit_tiny", tmp_path / "a", "limit=1"))
-    other = make_dataset(modern_cfg("qwen_edit_tiny", tmp_path / "b", "limit=1", "generator.prompt=Make it night"))
+    default = make_dataset(samples_cfg("qwen_edit_tiny", tmp_path / "a", "limit=1"))
+    other = make_dataset(samples_cfg("qwen_edit_tiny", tmp_path / "b", "limit=1", "generator.prompt=Make it night"))
     assert [row["prompt"] for row in manifest_rows(other.dataset_dir)] == ["Make it night"]
     ai = [next(path.glob("ai/*.jpg")).read_bytes() for path in (default.dataset_dir, other.dataset_dir)]
     assert ai[0] != ai[1]
@@ -123,10 +91,6 @@ def saved_models(tmp_path_factory):
         folders[name] = root / name
         shutil.copytree(ensure_tiny_model(name, os.environ["AIGEN_CACHE"]), folders[name])
     return folders
-
-
-def photo_square(side: int = 96) -> Image.Image:
-    return Image.fromarray(skimage.data.astronaut()).resize((side, side))
 
 
 @pytest.mark.parametrize("name", REAL)

@@ -8,13 +8,11 @@ import shutil
 
 import numpy as np
 import pytest
-import skimage.data
 import torch
 import torch.nn.functional as F
 from diffusers import StableDiffusionImageVariationPipeline
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 from omegaconf import open_dict
-from PIL import Image
 from transformers import CLIPImageProcessor
 
 from aigen.errors import UserError
@@ -28,8 +26,8 @@ from aigen.generators.gpu import (
     with_fresh_outputs,
 )
 from aigen.generators.tiny import ensure_tiny_model
-from aigen.seeding import per_image_seed
 from conftest import compose_config, file_bytes, manifest_rows, run_cli
+from twin_checks import assert_twin_end_to_end, photo_square, samples_cfg
 
 LIMIT = 3
 TWINS = ["vae_tiny", "img2img_tiny", "inpaint_tiny", "unclip_tiny", "kandinsky_tiny"]
@@ -47,14 +45,6 @@ SCHEDULERS = {
     "unclip_tiny": "DDIMScheduler",
     "kandinsky_tiny": "DDPMScheduler",
 }
-COMMON = ("id", "source", "source_sha256", "generator", "model", "revision", "weights", "gen_size", "size", "alignment")
-
-
-def zoo_cfg(generator: str, out, *overrides: str):
-    cfg = compose_config("source=samples", f"generator={generator}", "size=64", "logger=none", *overrides)
-    with open_dict(cfg):
-        cfg.dataset_dir = str(out)
-    return cfg
 
 
 # ------------------------------------------------------------------------------ 1. each twin end to end
@@ -64,34 +54,15 @@ def zoo_cfg(generator: str, out, *overrides: str):
 def test_tiny_twin_end_to_end(twin, tmp_path):
     """N pairs at 64 px with alignment and settings in every row; resume; same config twice gives the same
     bytes; another seed changes every AI image and no original."""
-    first = make_dataset(zoo_cfg(twin, tmp_path / "a", f"limit={LIMIT}"))
-    assert (first.generated, first.failed) == (LIMIT, 0)
-    rows = manifest_rows(first.dataset_dir)
-    assert len(rows) == LIMIT
-    for row in rows:
-        assert all(key in row for key in COMMON), row
-        assert {key: row[key] for key in SETTINGS[twin]} == SETTINGS[twin]
-        assert row["weights"] == "random" and row["generator"] == twin and row["seed"] == per_image_seed(0, row["id"])
-        assert row.get("scheduler") == SCHEDULERS.get(twin)  # the class that ran (vae has none)
-        for half in ("original", "ai"):
-            with Image.open(first.dataset_dir / row[half]) as image:
-                assert image.size == (64, 64) and image.mode == "RGB"
-
-    again = make_dataset(zoo_cfg(twin, tmp_path / "a", f"limit={LIMIT}"))
-    assert (again.generated, again.already_done) == (0, LIMIT)
-
-    twice = make_dataset(zoo_cfg(twin, tmp_path / "b", f"limit={LIMIT}")).dataset_dir
-    assert file_bytes(twice) == file_bytes(first.dataset_dir)
-
-    other_seed = file_bytes(make_dataset(zoo_cfg(twin, tmp_path / "c", f"limit={LIMIT}", "seed=1")).dataset_dir)
-    for name, data in file_bytes(first.dataset_dir).items():
-        assert (other_seed[name] == data) == name.startswith("original/"), name
+    assert_twin_end_to_end(twin, tmp_path, LIMIT, SETTINGS[twin], SCHEDULERS.get(twin))
 
 
 def test_vae_mode_takes_no_seed(tmp_path):
     """latent=mode: the seed decides nothing, so it is not in the rows nor in the dir name, and seeds agree."""
-    zero = make_dataset(zoo_cfg("vae_tiny", tmp_path / "a", "limit=2", "generator.latent=mode")).dataset_dir
-    one = make_dataset(zoo_cfg("vae_tiny", tmp_path / "b", "limit=2", "generator.latent=mode", "seed=1")).dataset_dir
+    zero = make_dataset(samples_cfg("vae_tiny", tmp_path / "a", "limit=2", "generator.latent=mode")).dataset_dir
+    one = make_dataset(
+        samples_cfg("vae_tiny", tmp_path / "b", "limit=2", "generator.latent=mode", "seed=1")
+    ).dataset_dir
     assert file_bytes(zero) == file_bytes(one)
     assert all("seed" not in row and row["latent"] == "mode" for row in manifest_rows(zero))
     cfg = compose_config("generator=vae", "generator.latent=mode")
@@ -114,10 +85,6 @@ def saved_models(tmp_path_factory):
         folders[name] = root / name
         shutil.copytree(ensure_tiny_model(name, os.environ["AIGEN_CACHE"]), folders[name])
     return folders
-
-
-def photo_square(side: int = 96) -> Image.Image:
-    return Image.fromarray(skimage.data.astronaut()).resize((side, side))
 
 
 LOCAL_OVERRIDES = {
@@ -251,7 +218,7 @@ def captured_here() -> bool:
 
 @pytest.mark.skipif(not captured_here(), reason=f"the hashes were captured on {CAPTURED_ON}")
 def test_sd_tiny_makes_the_same_images_as_before_the_move(tmp_path):
-    out = make_dataset(zoo_cfg("sd_tiny", tmp_path / "out")).dataset_dir
+    out = make_dataset(samples_cfg("sd_tiny", tmp_path / "out")).dataset_dir
     got = {path.stem: hashlib.sha256(path.read_bytes()).hexdigest() for path in (out / "ai").glob("*.jpg")}
     assert got == SD_TINY_AI_SHA256
 
