@@ -135,7 +135,7 @@ class PairWriter:
         compact(manifest_path, lambda row: row["id"] in on_disk)
         if not failures_path.exists() or failures_path.stat().st_size == 0:
             return  # no failure rows: every shard's manifest need not be read
-        paired = {image_id for image_id in read_rows(self.dataset_dir, MANIFEST) if image_id in on_disk}  # any shard
+        paired = read_rows(self.dataset_dir, MANIFEST).keys() & on_disk  # done_rows' ids, any shard, listed once
         compact(
             failures_path,
             lambda row: row["id"] not in paired and (self.source_ids is None or row["id"] in self.source_ids),
