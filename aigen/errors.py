@@ -3,6 +3,7 @@
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -51,3 +52,13 @@ def one_line_errors(multirun: bool) -> Iterator[None]:
         if multirun:
             raise
         sys.exit(2)
+
+
+@contextmanager
+def unreadable_as_user_error(path: Path) -> Iterator[None]:
+    """A dataset file that is gone or does not decode: one line that points at aigen.verify."""
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or error
+        raise UserError(f"{path} cannot be read ({reason}); check it with python -m aigen.verify") from None

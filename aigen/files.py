@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aigen.errors import UserError
+
 
 def write_atomic(path: Path, data: bytes, tmp_tag: str = "") -> None:
     """Write to a hidden temporary name, fsync, rename: readers see the old file or the whole new one."""
@@ -25,12 +27,19 @@ def write_atomic(path: Path, data: bytes, tmp_tag: str = "") -> None:
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
-    """Rows of one JSONL file; a torn last line (a run killed mid-write) is ignored, not fatal."""
+    """Rows of one JSONL file; a torn last line (a run killed mid-write) is ignored, not fatal. Any other line that
+    is not a row with an id was changed outside aigen: one line naming it, since no count made past it is exact."""
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if not line.endswith("\n"):
                 return
-            yield json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise UserError(f"{path} line {number} is not a JSON row ({error.msg}); mend or remove it") from None
+            if not isinstance(row, dict) or "id" not in row:
+                raise UserError(f"{path} line {number} is not a row with an id; mend or remove it")
+            yield row
 
 
 def last_row_per_id(rows: Iterable[dict]) -> dict[str, dict]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from aigen.errors import unreadable_as_user_error
 from aigen.seeding import gallery_key
 
 TILE = 128
@@ -28,7 +29,7 @@ def contact_sheet(dataset_dir: Path, rows: list[dict]) -> Image.Image:
     for index, row in enumerate(rows):
         left, top = (index % columns) * 2 * TILE, (index // columns) * (TILE + LABEL_HEIGHT)
         for offset, key in enumerate(("original", "ai")):
-            with Image.open(dataset_dir / row[key]) as image:
+            with unreadable_as_user_error(dataset_dir / row[key]), Image.open(dataset_dir / row[key]) as image:
                 sheet.paste(image.convert("RGB").resize((TILE, TILE)), (left + offset * TILE, top))
         draw.text((left + 2, top + TILE + 1), f"{row['id'][:40]}  (original | ai)", fill="black")
     return sheet

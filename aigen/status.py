@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         done = [i for i in range(count) if (i, count) in latest and latest[(i, count)].get("state") == "finished"]
         missing = sorted(set(range(count)) - set(done))
         print(f"  {len(done)} of {count} shards finished" + (f"; not yet: {missing}" if missing else ""))
+    if counts.get("without_files"):
+        print(
+            f"  {counted(counts['without_files'], 'manifest row')} without both image files (not counted as pairs): "
+            "python -m aigen.verify lists them, a rerun makes them again"
+        )
     for reason, number in counts["failure_reasons"].items():
         print(f"  failed {number}x: {reason}")
     if args.logger == "wandb":

@@ -1,7 +1,7 @@
 """`python -m aigen.verify DATASET_DIR`: check that a dataset dir is whole and consistent; exit 1 on problems.
 
-Corruption (a manifest row whose files are missing, do not decode or have the wrong size) is always a problem, and
-so are records that are not exact: a pair with more than one manifest row, a photo with more than one failure row,
+Corruption (a manifest row whose files are missing, do not decode or have the wrong size; a `dataset.json` or a
+record line that does not parse) is always a problem, and so are records that are not exact: a pair with more than one manifest row, a photo with more than one failure row,
 or a failure row for a photo that has a pair.
 Leftovers of an interrupted run (pair files not in the manifest yet, temporary files) are harmless and a rerun
 clears them; `--allow-incomplete` reports them without failing.
@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from aigen.cli import one_line_errors
-from aigen.dataset import AI, DATASET_JSON, FAILURES, MANIFEST, ORIGINAL, read_rows, record_files
+from aigen.dataset import AI, DATASET_JSON, FAILURES, MANIFEST, ORIGINAL, read_record, read_rows, record_files
 from aigen.dataset.record import count_records
 from aigen.errors import UserError
 from aigen.files import read_jsonl
@@ -28,6 +28,7 @@ from aigen.words import counted
 @dataclass
 class Report:
     pairs: int = 0
+    failed: int = 0  # source photos recorded as failed (and not done later)
     corrupt: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
 
@@ -72,11 +73,20 @@ def verify(dataset_dir: Path) -> Report:
     if not (dataset_dir / DATASET_JSON).is_file():
         report.corrupt.append(f"{DATASET_JSON} is missing: not an aigen dataset dir")
         return report
+    try:
+        read_record(dataset_dir)
+    except UserError as error:
+        report.corrupt.append(str(error))
     for path in record_files(dataset_dir, MANIFEST):
         if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
             report.incomplete.append(f"{path.name}: torn last line (a killed run; the next run repairs it)")
-    report.corrupt += record_problems(dataset_dir)
-    rows = read_rows(dataset_dir, MANIFEST)
+    try:
+        report.corrupt += record_problems(dataset_dir)
+        rows = read_rows(dataset_dir, MANIFEST)
+        report.failed = count_records(dataset_dir)["failed"]
+    except UserError as error:  # a record line changed outside aigen: nothing counted past it would be exact
+        report.corrupt.append(str(error))
+        return report
     report.pairs = len(rows)
     recorded: set[str] = set()
     for image_id, row in sorted(rows.items()):
@@ -108,10 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CORRUPT {line}")
     for line in report.incomplete:
         print(f"INCOMPLETE {line}")
-    failed = count_records(args.dataset_dir)["failed"]
     print(
         f"{args.dataset_dir}: {counted(report.pairs, 'pair')}, {len(report.corrupt)} corrupt, "
-        f"{len(report.incomplete)} incomplete, {failed} source photos recorded as failed"
+        f"{len(report.incomplete)} incomplete, {report.failed} source photos recorded as failed"
     )
     ok = report.ok(args.allow_incomplete)
     print("OK" if ok else "PROBLEMS FOUND")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import json
+import shutil
 import subprocess
 import sys
 
@@ -155,6 +156,43 @@ def test_card_yaml_points_at_the_shards_and_datasets_loads_by_it(zoo, tmp_path):
     assert "hf upload <user>/out . . --repo-type dataset" in card
 
 
+def test_only_an_audit_of_the_dataset_as_it_is_goes_in_the_card(zoo, tmp_path, monkeypatch, capsys):
+    """The default audit folder is found by the dir's name, which another config, data_dir or a resume shares: an
+    audit that measured other settings or other pairs is passed over (and said so), and an --audit of none of the
+    dirs is refused."""
+    monkeypatch.chdir(tmp_path)
+    assert audit_main([str(zoo["identity"])]) == 0  # ./outputs/audit-samples-identity
+    export(zoo["identity"], "--out", tmp_path / "current")
+    assert "| `samples-identity` |" in (tmp_path / "current" / "README.md").read_text()
+    fewer = shutil.copytree(zoo["identity"], tmp_path / "elsewhere" / "samples-identity")
+    rows = (fewer / "manifest.jsonl").read_text().splitlines(keepends=True)
+    (fewer / "manifest.jsonl").write_text("".join(rows[1:]))  # the same name and settings, one pair fewer
+    capsys.readouterr()
+    export(fewer, "--out", tmp_path / "fewer")
+    assert "Not audited" in (tmp_path / "fewer" / "README.md").read_text()
+    assert "not shown: " in capsys.readouterr().out
+    audit_dir = tmp_path / "outputs" / "audit-samples-identity"
+    assert export_main([str(fewer), "--out", str(tmp_path / "refused"), "--audit", str(audit_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "with other settings or other pairs than any dataset dir given" in err
+    assert not (tmp_path / "refused").exists()
+
+
+def test_a_dataset_whose_shards_have_not_all_finished_is_exported_only_when_allowed(tmp_path, capsys):
+    overrides = ["source=samples", "generator=identity", "size=64", "logger=none", "shard.count=2", "shard.index=0"]
+    cfg = compose_config(*overrides)
+    with open_dict(cfg):
+        cfg.dataset_dir = str(tmp_path / "half")
+    half = make_dataset(cfg).dataset_dir
+    assert export_main([str(half), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shard(s) [1] of 2 have not finished" in err and "--allow-incomplete" in err
+    assert not (tmp_path / "out").exists()
+    export(half, "--out", tmp_path / "out", "--allow-incomplete")
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "**Not finished**: `half`: shard(s) [1] of 2 have not finished: it holds the pairs made so far." in card
+
+
 def test_licences_are_named_never_guessed():
     indoor = source_terms({"name": "indoor", "identity": "MIT Indoor67"})
     assert indoor.license == "unknown / see the dataset's terms (Quattoni and Torralba, CVPR 2009)"
@@ -187,11 +225,13 @@ def test_user_errors_are_one_line_and_exit_2(case, zoo, tmp_path, capsys):
         "bad fraction": [zoo["sd_tiny"], "--out", tmp_path / "out", "--test-fraction", 1.5],
         "same name": [zoo["sd_tiny"], tmp_path / "samples-sd_tiny", "--out", tmp_path / "out"],
     }[case]
-    if case == "same name":  # a second dir of the same name, with a pair
-        (tmp_path / "samples-sd_tiny" / "manifest.jsonl").write_text(json.dumps({"id": "x"}) + "\n")
+    if case == "same name":  # a second whole dir of the same name
+        shutil.rmtree(tmp_path / "samples-sd_tiny")
+        shutil.copytree(zoo["identity"], tmp_path / "samples-sd_tiny")
     assert export_main([str(arg) for arg in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert case != "same name" or "have the same name" in err
     assert not (tmp_path / "out").exists() and (tmp_path / "full" / "notes.txt").read_text() == "mine"
     assert not (zoo["sd_tiny"] / "export").exists()
 

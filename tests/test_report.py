@@ -144,7 +144,7 @@ def test_100000_pairs_become_small_pages(tmp_path):
     skips = [{"id": f"small-{number}", "stage": "load", "reason": "smaller than 64 px"} for number in range(3)]
     (dataset / "failures.jsonl").write_text("".join(json.dumps(row) + "\n" for row in skips))
 
-    index = report(ReportOptions([dataset], tmp_path / "site"))
+    index, _ = report(ReportOptions([dataset], tmp_path / "site"))
 
     chunks = sorted((tmp_path / "site" / "pairs").iterdir())
     assert index["chunks"] == len(chunks) == math.ceil(100_000 / 48)

@@ -19,9 +19,11 @@ def default_out_dir(dataset_name: str) -> Path:
 
 
 def check_out_dir(out_dir: Path, dataset_dir: Path) -> None:
-    """Refuse an output dir inside the dataset dir: it must stay a clean imagefolder."""
+    """Refuse an output dir inside the dataset dir (it must stay a clean imagefolder) or one that is a file."""
     if out_dir.resolve().is_relative_to(dataset_dir.resolve()):
         raise UserError(f"--out {out_dir} is inside the dataset dir; write the audit elsewhere")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a directory")
 
 
 def run(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -200,6 +200,7 @@ class AuditResult:
     control: bool = True  # made by a control generator (then a flagged cue is the factory's processing)
     upscaled: int = 0  # pairs from photos smaller than `size` (upscaled): a regime no pair processing makes fair
     probe: ProbeResult | None = None  # the CNN learnability probe, when asked for (`--probe`)
+    state: dict[str, str] | None = None  # the dataset dir's fingerprint and pair ids (DatasetDir.state)
 
     @property
     def accuracy_flagged(self) -> bool:
@@ -281,4 +282,5 @@ def audit_dataset(dataset_dir: Path) -> AuditResult:
     control = dataset.record.get("content", {}).get("generator") in CONTROLS
     upscaled = sum(is_upscaled(dataset.rows[image_id]) for image_id in ids)
     original, ai = cue_matrix(halves["original"]), cue_matrix(halves["ai"])
-    return audit_values(str(dataset_dir), ids, original, ai, control, upscaled)
+    result = audit_values(str(dataset_dir), ids, original, ai, control, upscaled)
+    return replace(result, state=dataset.state)

@@ -115,6 +115,7 @@ def summary_json(result: AuditResult) -> dict:
     return {
         "dataset": result.dataset,
         "pairs": result.pairs,
+        **(result.state or {}),
         "band": list(FAIR_BAND),
         "alpha": ALPHA,
         "control": result.control,

@@ -11,6 +11,7 @@ DIR/.lock[.shardI-of-N]          the writer's lock of a shard (writer.py)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from aigen.errors import UserError
 from aigen.files import read_jsonl
 from aigen.seeding import shard_key
+from aigen.words import counted
 
 ORIGINAL, AI = "original", "ai"
 HALVES = (ORIGINAL, AI)
@@ -107,6 +109,26 @@ def done_rows(dataset_dir: Path) -> dict[str, dict]:
     return {key: row for key, row in read_rows(dataset_dir, MANIFEST).items() if key in paired}
 
 
+def rows_with_files(dataset_dir: Path, rows: dict[str, dict]) -> dict[str, dict]:
+    """The rows whose two image files, at the paths the rows name (a dir made by hand may name others than
+    `<half>/<id>.jpg`), are files on disk: from one listing per folder, as paired_ids."""
+    listings: dict[str, set[str]] = {}
+
+    def on_disk(relative: object) -> bool:
+        if not isinstance(relative, str):
+            return False
+        folder, _, name = relative.rpartition("/")
+        if folder not in listings:
+            try:
+                with os.scandir(dataset_dir / folder) as entries:
+                    listings[folder] = {entry.name for entry in entries if entry.is_file()}
+            except (FileNotFoundError, NotADirectoryError):
+                listings[folder] = set()
+        return name in listings[folder]
+
+    return {key: row for key, row in rows.items() if all(on_disk(row.get(half)) for half in HALVES)}
+
+
 def is_dataset_dir(path: Path) -> bool:
     """A dataset dir is recognised by its dataset.json."""
     return (path / DATASET_JSON).is_file()
@@ -115,7 +137,15 @@ def is_dataset_dir(path: Path) -> bool:
 def read_record(dataset_dir: Path) -> dict | None:
     """The dir's dataset.json, or None when there is none."""
     path = dataset_dir / DATASET_JSON
-    return json.loads(path.read_text(encoding="utf-8")) if is_dataset_dir(dataset_dir) else None
+    if not is_dataset_dir(dataset_dir):
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON ({error}); it was changed outside aigen") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path} is not a JSON object; it was changed outside aigen")
+    return record
 
 
 @dataclass(frozen=True)
@@ -133,9 +163,17 @@ class DatasetDir:
     def image_path(self, image_id: str, half: str) -> Path:
         return self.path / self.rows[image_id][half]
 
+    @property
+    def state(self) -> dict[str, str]:
+        """Which dataset this is and which pairs it holds (its fingerprint and a hash of its sorted pair ids): what a
+        measurement of the dir (an audit) records, so that it is only ever shown beside the pairs it measured."""
+        ids = hashlib.sha256("\n".join(sorted(self.rows)).encode()).hexdigest()
+        return {"fingerprint": self.record.get("fingerprint"), "pair_ids_sha256": ids}
+
 
 def open_dataset(path: Path, need_pairs: bool = True) -> DatasetDir:
-    """Recognise and read a dataset dir (by its dataset.json), or say in one line why it is not one."""
+    """Recognise and read a dataset dir (by its dataset.json), or say in one line why it is not one, or not whole
+    (a manifest row whose image files are gone: what reads the dir would count or show a pair that is not there)."""
     if not path.is_dir():
         raise UserError(f"{path} is not a directory")
     record = read_record(path)
@@ -144,4 +182,10 @@ def open_dataset(path: Path, need_pairs: bool = True) -> DatasetDir:
     rows = read_rows(path, MANIFEST)
     if need_pairs and not rows:
         raise UserError(f"{path} has no pairs in its manifest yet")
+    without_files = sorted(rows.keys() - rows_with_files(path, rows).keys())
+    if without_files:
+        raise UserError(
+            f"{path}: {counted(len(without_files), 'manifest row')} without both image files (e.g. "
+            f"{without_files[0]}); python -m aigen.verify lists them, a rerun of the factory makes them again"
+        )
     return DatasetDir(path.resolve(), record, rows)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from aigen.dataset.layout import DATASET_JSON, FAILURES, MANIFEST, read_record, read_rows
+from aigen.dataset.layout import DATASET_JSON, FAILURES, MANIFEST, read_record, read_rows, rows_with_files
 from aigen.errors import UserError
 from aigen.files import write_atomic
 
@@ -129,16 +129,19 @@ def is_upscaled(row: dict) -> bool:
 
 
 def count_records(dataset_dir: Path) -> dict:
-    """Totals over every shard: finished pairs, images that failed and were not done later, top reasons."""
-    pairs = read_rows(dataset_dir, MANIFEST)
-    failures = {key: row for key, row in read_rows(dataset_dir, FAILURES).items() if key not in pairs}
+    """Totals over every shard: finished pairs (a manifest row with both its files), images that failed and were not
+    done later, top reasons; `without_files` (only when there are any) counts rows whose files are gone."""
+    rows = read_rows(dataset_dir, MANIFEST)
+    pairs = rows_with_files(dataset_dir, rows)
+    failures = {key: row for key, row in read_rows(dataset_dir, FAILURES).items() if key not in rows}
     reasons = Counter(f"{row['stage']}: {row['reason']}" for row in failures.values())
-    return {
+    counts = {
         "pairs": len(pairs),
         "upscaled": sum(is_upscaled(row) for row in pairs.values()),
         "failed": len(failures),
         "failure_reasons": dict(reasons.most_common(FAILURE_REASONS_KEPT)),
     }
+    return counts | ({"without_files": len(rows) - len(pairs)} if len(rows) > len(pairs) else {})
 
 
 def start_run(dataset_dir: Path, run: dict) -> None:
@@ -165,6 +168,17 @@ def shards_not_finished(record: dict, selection: str | None = None) -> list[int]
         for index in range(count)
         if latest.get(index, {}).get("state") != "finished" or latest[index].get("selection") != selection
     ]
+
+
+def unfinished_note(record: dict) -> str | None:
+    """What a tool that shows or publishes a dataset says of shards that have not finished (None when all have, or
+    for a dir made by hand: no runs to finish)."""
+    waiting = shards_not_finished(record) if "runs" in record else []
+    if not waiting:
+        return None
+    count = record.get("shard_count", 1)
+    which = f"shard(s) {waiting} of {count} have" if count > 1 else "its last run has"
+    return f"{which} not finished: it holds the pairs made so far"
 
 
 def record_run(dataset_dir: Path, run: dict) -> dict:

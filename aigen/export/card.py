@@ -12,6 +12,7 @@ import yaml
 from aigen.audit import CUES
 from aigen.audit.report import FLAG_RULE
 from aigen.dataset import HALVES, DatasetDir
+from aigen.dataset.record import unfinished_note
 from aigen.export.collect import SPLITS, Pair
 from aigen.export.licenses import Terms, hub_license, model_terms, source_terms
 from aigen.export.shards import parquet_features, split_pattern
@@ -132,6 +133,8 @@ def contents_section(facts: CardFacts) -> str:
         if random_weights
         else ""
     )
+    unfinished = [(d.name, unfinished_note(d.record)) for d in facts.dirs]
+    warning += "".join(f"\n\n**Not finished**: `{name}`: {note}." for name, note in unfinished if note)
     return "## Contents\n\n" + markdown_table(header, rows) + warning
 
 

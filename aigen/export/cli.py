@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from aigen.audit.cli import default_out_dir
 from aigen.cli import add_audit_option, add_split_options, one_line_errors
 from aigen.dataset import DatasetDir
+from aigen.dataset.record import unfinished_note
 from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
 from aigen.export.collect import SPLITS, collect_pairs, metadata_columns, open_dataset_dirs
@@ -47,6 +48,7 @@ class ExportOptions:
     test_fraction: float
     audit_dirs: list[Path] = field(default_factory=list)
     overwrite: bool = False
+    allow_incomplete: bool = False
     repo_id: str | None = None
     title: str | None = None
 
@@ -58,6 +60,7 @@ class ExportResult:
     files: dict[str, list[str]]
     audited: list[str]
     repo_id: str
+    outdated: str | None  # outdated_line
 
 
 def check_options(options: ExportOptions) -> None:
@@ -76,6 +79,8 @@ def check_out_dir(
     dataset dir must stay a clean imagefolder) nor around one (--overwrite would delete it), and replaces only a
     folder that the same tool made (one holding its `record` file)."""
     resolved = out.resolve()
+    if Path.cwd().resolve().is_relative_to(resolved):  # the build replaces `out` whole: never the shell's folder
+        raise UserError(f"--out {out} is (or contains) the current directory; name a folder to write the {what} into")
     for dataset in dirs:
         if resolved.is_relative_to(dataset.path):
             raise UserError(f"--out {out} is inside the dataset dir {dataset.path}; write the {what} elsewhere")
@@ -94,26 +99,56 @@ def read_audit(folder: Path) -> dict:
     path = folder / "audit.json"
     if not path.is_file():
         raise UserError(f"--audit {folder} has no audit.json (python -m aigen.audit DATASET_DIR --out {folder})")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON ({error.msg}); run python -m aigen.audit again") from None
 
 
-def find_audit_dirs(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, Path]:
-    """The audit output folder by dataset dir name: each --audit folder, else the audit's default output folder
-    (./outputs/audit-<dataset dir name>) when it is there."""
-    names = [dataset.name for dataset in dirs]
-    found = {name: default_out_dir(name) for name in names if (default_out_dir(name) / "audit.json").is_file()}
+def measured(audit: dict, dataset: DatasetDir) -> bool:
+    """Whether `audit` measured `dataset` as it is now: the same fingerprint and the same pairs (audits made before
+    they recorded both never match)."""
+    return all(audit.get(key) == value for key, value in dataset.state.items())
+
+
+@dataclass(frozen=True)
+class FoundAudits:
+    folders: dict[str, Path]  # the audit output folder by dataset dir name
+    outdated: list[Path]  # default folders passed over: they measured other settings or other pairs
+
+
+def find_audit_dirs(dirs: list[DatasetDir], audit_dirs: list[Path]) -> FoundAudits:
+    """The audits that measured the dataset dirs as they are now: each --audit folder (refused when it measured none
+    of them), else the audit's default output folder (./outputs/audit-<dataset dir name>) when it is there and
+    current. A folder name alone says nothing: another config, data_dir or resume gives the same name."""
+    found: dict[str, Path] = {}
     for folder in audit_dirs:
         audit = read_audit(folder)
-        name = Path(audit["dataset"]).name
-        if name not in names:
-            raise UserError(f"--audit {folder} is the audit of {audit['dataset']}, which is not among the dataset dirs")
-        found[name] = folder
-    return {name: found[name] for name in names if name in found}
+        names = [dataset.name for dataset in dirs if measured(audit, dataset)]
+        if not names:
+            raise UserError(
+                f"--audit {folder} measured {audit.get('dataset')} with other settings or other pairs than any dataset "
+                f"dir given; run python -m aigen.audit DATASET_DIR --out {folder} again"
+            )
+        found |= dict.fromkeys(names, folder)
+    outdated = []
+    for dataset in dirs:
+        folder = default_out_dir(dataset.name)
+        if dataset.name in found or not (folder / "audit.json").is_file():
+            continue
+        if measured(read_audit(folder), dataset):
+            found[dataset.name] = folder
+        else:
+            outdated.append(folder)
+    return FoundAudits({dataset.name: found[dataset.name] for dataset in dirs if dataset.name in found}, outdated)
 
 
-def find_audits(dirs: list[DatasetDir], audit_dirs: list[Path]) -> dict[str, dict]:
-    """audit.json by dataset dir name (see find_audit_dirs)."""
-    return {name: read_audit(folder) for name, folder in find_audit_dirs(dirs, audit_dirs).items()}
+def outdated_line(found: FoundAudits) -> str | None:
+    """What the tools print about audits they passed over."""
+    if not found.outdated:
+        return None
+    folders = ", ".join(str(folder) for folder in found.outdated)
+    return f"not shown: {folders} measured other settings or pairs (run python -m aigen.audit on the dir again)"
 
 
 def preview_image(dirs: list[DatasetDir]) -> Image.Image:
@@ -138,14 +173,14 @@ def export_command(options: ExportOptions, dirs: list[DatasetDir]) -> str:
     return " ".join(parts)
 
 
-def build(options: ExportOptions, dirs: list[DatasetDir], root: Path) -> ExportResult:
+def build(options: ExportOptions, dirs: list[DatasetDir], found: FoundAudits, root: Path) -> ExportResult:
     """Write shards, preview, card and export record into `root`."""
     pairs = collect_pairs(dirs, options.seed, options.val_fraction, options.test_fraction)
     columns = metadata_columns(pairs)
     max_bytes = int(options.max_shard_mb * 1_000_000)
     files = write_shards(pairs, columns, root, options.file_format, max_bytes, several_dirs=len(dirs) > 1)
     preview_image(dirs).save(root / PREVIEW)
-    audits = find_audits(dirs, options.audit_dirs)
+    audits = {name: read_audit(folder) for name, folder in found.folders.items()}
     repo_id = options.repo_id or f"<user>/{options.out.name}"
     facts = CardFacts(
         title=options.title or options.out.name,
@@ -178,16 +213,24 @@ def build(options: ExportOptions, dirs: list[DatasetDir], root: Path) -> ExportR
         "files": files,
     }
     (root / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return ExportResult(options.out, splits, files, list(audits), repo_id)
+    return ExportResult(options.out, splits, files, list(audits), repo_id, outdated_line(found))
 
 
 def export(options: ExportOptions) -> ExportResult:
     """Check everything, build the export in a hidden sibling folder, then rename it into place."""
     check_options(options)
     dirs = open_dataset_dirs(options.dataset_dirs)
+    for dataset in dirs:
+        note = unfinished_note(dataset.record)
+        if note and not options.allow_incomplete:
+            raise UserError(
+                f"{dataset.path}: {note} (python -m aigen.status {dataset.path}); finish it, or pass "
+                "--allow-incomplete to export those pairs, which the card then says"
+            )
+    found = find_audit_dirs(dirs, options.audit_dirs)
     check_out_dir(options.out, dirs, options.overwrite)
     with folder_replaced_whole(options.out) as partial:
-        return build(options, dirs, partial)
+        return build(options, dirs, found, partial)
 
 
 def parse_args(argv: list[str] | None) -> ExportOptions:
@@ -201,6 +244,9 @@ def parse_args(argv: list[str] | None) -> ExportOptions:
     add_split_options(parser)
     add_audit_option(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace a previous export in --out")
+    parser.add_argument(
+        "--allow-incomplete", action="store_true", help="export a dataset whose runs have not all finished"
+    )
     parser.add_argument("--repo-id", help="the Hub dataset repo, for the card's snippets (default: <user>/<out name>)")
     parser.add_argument("--title", help="the card's title (default: the --out folder's name)")
     return ExportOptions(**vars(parser.parse_args(argv)))
@@ -216,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"exported {pairs} ({counts}) as {options.file_format}, {counted(shards, 'shard')}")
     audited = ", ".join(result.audited) if result.audited else "none (run python -m aigen.audit first to add one)"
     print(f"bias audit in the card: {audited}")
+    if result.outdated:
+        print(result.outdated)
     print(f"wrote {result.out}/{CARD} (check its licence and citation fields before publishing)")
     print(f"publish: hf upload {result.repo_id} {result.out} . --repo-type dataset")
     return 0

@@ -4,13 +4,11 @@ every manifest's columns, so that pairs from several generators share one table.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from aigen.dataset import HALVES, DatasetDir, open_dataset
-from aigen.errors import UserError
+from aigen.errors import UserError, unreadable_as_user_error
 from aigen.splits import content_key, split_of
 
 # Always present, in this order (null when a manifest has no such key); other manifest keys follow, sorted.
@@ -31,19 +29,11 @@ FIRST_COLUMNS = (
 )
 
 
-@contextmanager
-def unreadable_as_user_error(path: Path) -> Iterator[None]:
-    """A manifest row whose file is gone or unreadable: one line that points at aigen.verify."""
-    try:
-        yield
-    except OSError as error:
-        raise UserError(f"{path} cannot be read ({error.strerror}); check it with python -m aigen.verify") from None
-
-
 # The detector's split names as the Hugging Face Hub spells them: an export's `val` is `validation`.
 HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 SPLITS = tuple(HUB_SPLITS.values())
 
+JPEG_END = b"\xff\xd9"  # the end-of-image marker that closes every JPEG the factory writes
 PairRef = tuple[str, str]  # (dataset dir name, id): a pair's identity within an export
 
 
@@ -63,9 +53,13 @@ class Pair:
         return self.dataset.path / self.row[half]
 
     def image_bytes(self, half: str) -> bytes:
-        """The JPEG exactly as the factory wrote it: exports never re-encode."""
-        with unreadable_as_user_error(self.image_path(half)):
-            return self.image_path(half).read_bytes()
+        """The JPEG exactly as the factory wrote it (exports never re-encode), refused when it has lost its end."""
+        path = self.image_path(half)
+        with unreadable_as_user_error(path):
+            data = path.read_bytes()
+        if not data.endswith(JPEG_END):
+            raise UserError(f"{path} is not a whole JPEG (truncated?); check it with python -m aigen.verify")
+        return data
 
     def size_bytes(self) -> int:
         total = 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aigen.cli import add_audit_option, one_line_errors
 from aigen.errors import UserError
-from aigen.export.cli import check_out_dir
+from aigen.export.cli import FoundAudits, check_out_dir, outdated_line
 from aigen.files import folder_replaced_whole
 from aigen.report.collect import DatasetFacts, DetectorOutput, collect_datasets, read_detector_output
 from aigen.report.pages import write_pair_data
@@ -75,14 +75,15 @@ def build(options: ReportOptions, facts: list[DatasetFacts], outputs: list[Detec
     return pair_index
 
 
-def report(options: ReportOptions) -> dict:
-    """Check everything, then build the site in a hidden sibling folder and rename it into place."""
+def report(options: ReportOptions) -> tuple[dict, FoundAudits]:
+    """Check everything, then build the site in a hidden sibling folder and rename it into place; the pair
+    browser's index and the audits found."""
     check_options(options)
-    facts = collect_datasets(options.dataset_dirs, options.audit_dirs) if options.dataset_dirs else []
+    facts, found = collect_datasets(options.dataset_dirs, options.audit_dirs)
     outputs = [read_detector_output(path) for path in options.detector_dirs]
     check_out_dir(options.out, [fact.dataset for fact in facts], options.overwrite, REPORT_RECORD, "report")
     with folder_replaced_whole(options.out) as partial:
-        return build(options, facts, outputs, partial)
+        return build(options, facts, outputs, partial), found
 
 
 def parse_args(argv: list[str] | None) -> ReportOptions:
@@ -111,11 +112,13 @@ def parse_args(argv: list[str] | None) -> ReportOptions:
 @one_line_errors
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    pair_index = report(options)
+    pair_index, found = report(options)
     images = "copied into the site" if options.copy else "referred to by relative path (--copy to publish)"
     pages = pair_index["chunks"]
     print(
         f"{pair_index['pairs']:,} pairs on {pages:,} page{'s' * (pages != 1)} of {options.page_size}; images {images}"
     )
     print(f"wrote {options.out / 'index.html'} (open it in a browser; no server needed)")
+    if outdated_line(found):
+        print(outdated_line(found))
     return 0

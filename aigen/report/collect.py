@@ -11,7 +11,7 @@ from pathlib import Path
 from aigen.dataset import DatasetDir
 from aigen.dataset.record import count_records
 from aigen.errors import UserError
-from aigen.export.cli import find_audit_dirs
+from aigen.export.cli import FoundAudits, find_audit_dirs
 from aigen.export.collect import open_dataset_dirs
 from aigen.export.licenses import Terms, model_terms, source_terms
 
@@ -79,17 +79,19 @@ def read_detector_output(path: Path) -> DetectorOutput:
     return output
 
 
-def collect_datasets(paths: list[Path], audit_dirs: list[Path]) -> list[DatasetFacts]:
-    """Every dataset dir with its facts; one line for a dir that is not one, or an --audit folder of no such dir."""
+def collect_datasets(paths: list[Path], audit_dirs: list[Path]) -> tuple[list[DatasetFacts], FoundAudits]:
+    """Every dataset dir with its facts, and the audits found for them; one line for a dir that is not one, or an
+    --audit folder that measured none of them."""
     dirs = open_dataset_dirs(paths)
-    audits = find_audit_dirs(dirs, audit_dirs)
-    return [
+    found = find_audit_dirs(dirs, audit_dirs)
+    facts = [
         DatasetFacts(
             dataset=dataset,
             counts=count_records(dataset.path),
             photos=source_terms(dataset.record.get("content", {}).get("source", {})),
             model=model_terms(dataset.record.get("content", {})),
-            audit_dir=audits.get(dataset.name),
+            audit_dir=found.folders.get(dataset.name),
         )
         for dataset in dirs
     ]
+    return facts, found

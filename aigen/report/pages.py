@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from aigen.dataset import HALVES, DatasetDir
-from aigen.export.collect import unreadable_as_user_error
+from aigen.errors import unreadable_as_user_error
 from aigen.report.collect import DatasetFacts
 
 CHUNK_DIR = "pairs"

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from aigen.audit import CUES
 from aigen.audit.report import CONTROL_NOTE, FLAG_RULE, GENERATOR_NOTE
+from aigen.dataset.record import unfinished_note
 from aigen.report.collect import DatasetFacts, DetectorOutput
 
 TEMPLATES = files("aigen.report") / "site"
@@ -63,7 +64,8 @@ def dataset_card(fact: DatasetFacts) -> str:
         ("photos", f"{source.get('name', '')} ({source.get('identity', '')})" if source else ""),
         ("size", f"{content['size']} px" if "size" in content else ""),
         ("pairs", f"{fact.counts['pairs']:,}"),
-        ("skipped photos", f"{fact.counts['failed']:,} (no pair now; see failures.jsonl)"),
+        ("not finished", unfinished_note(record) or ""),
+        ("skipped photos", f"{fact.counts['failed']:,} (no pair now; listed in failures*.jsonl)"),
         ("licence of the photos", fact.photos.license),
         ("licence of the AI images", fact.model.license),
         ("fingerprint", record.get("fingerprint", "")),
