@@ -21,6 +21,18 @@ def resolve_device(device: str) -> torch.device:
         raise UserError(f"device={device!r} is not a torch device (auto, cpu, cuda, cuda:1, ...)") from None
 
 
+def check_available(device: str, key: str = "device") -> None:
+    """A CUDA device asked for by name must be one this machine has: one line before any work, not torch's assertion
+    from deep inside a pipeline."""
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise UserError(f"{key}={device}: torch sees no CUDA GPU on this machine; use {key}=auto or cpu")
+    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise UserError(f"{key}={device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), counted from 0")
+
+
 def cuda_index(environ: Mapping[str, str], shard: Shard, device_count: int) -> int:
     """Which of the visible GPUs this process uses: its LOCAL_RANK under torchrun / accelerate; under
     submitit_local, whose jobs all see the same GPUs, its shard's index modulo their number; else the first (SLURM

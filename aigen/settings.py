@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from aigen.checks import multiple_of_8, whole_number
 from aigen.dataset import Shard
@@ -22,12 +22,27 @@ def launcher_shard() -> Shard | None:
     return Shard(rank, world)
 
 
-def check_settings(cfg: DictConfig) -> Shard:
-    """Check (and normalise) the top-level keys of the factory's config; returns this run's shard."""
+DEFAULT_GUIDANCE = 3.0  # conf/config.yaml's `guidance_scale`: the original dataset_factory's
+
+
+def check_guidance(cfg: DictConfig) -> None:
+    """The top-level `guidance_scale` is the guidance of the generators that read it (`sd`: `${guidance_scale}`);
+    set for one that does not, it would change nothing, and a sweep over it would make the same dataset again."""
     guidance = cfg.guidance_scale
     if isinstance(guidance, bool) or not isinstance(guidance, int | float):
         raise UserError(f"guidance_scale={guidance!r} must be a number")
     cfg.guidance_scale = float(guidance)  # `guidance_scale=3` and 3.0 name the same dataset dir
+    generator = cfg.generator
+    read = "guidance_scale" in generator and OmegaConf.is_interpolation(generator, "guidance_scale")
+    if cfg.guidance_scale != DEFAULT_GUIDANCE and not read:
+        name = generator.get("name")
+        own = "set generator.guidance_scale" if "guidance_scale" in generator else f"{name} has no guidance"
+        raise UserError(f"guidance_scale={guidance} is not read by generator={name} (only sd and its twin are); {own}")
+
+
+def check_settings(cfg: DictConfig) -> Shard:
+    """Check (and normalise) the top-level keys of the factory's config; returns this run's shard."""
+    check_guidance(cfg)
     multiple_of_8("size", cfg.size, " (e.g. 256)")
     for key, low in (
         ("limit", 0),

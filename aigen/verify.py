@@ -1,8 +1,8 @@
 """`python -m aigen.verify DATASET_DIR`: check that a dataset dir is whole and consistent; exit 1 on problems.
 
 Corruption (a manifest row whose files are missing, do not decode or have the wrong size; a `dataset.json` or a
-record line that does not parse) is always a problem, and so are records that are not exact: a pair with more than one manifest row, a photo with more than one failure row,
-or a failure row for a photo that has a pair.
+record line that does not parse) is always a problem, and so are records that are not exact: a pair with more than
+one manifest row, a photo with more than one failure row, or a failure row for a photo that has a pair.
 Leftovers of an interrupted run (pair files not in the manifest yet, temporary files) are harmless and a rerun
 clears them; `--allow-incomplete` reports them without failing.
 """

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import skimage.data
+import torch
 from omegaconf import open_dict
 from PIL import Image
 
@@ -22,6 +24,7 @@ from aigen.dataset.layout import paired_ids
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.generators.sd import SDImageVariation
+from aigen.settings import DEFAULT_GUIDANCE
 from aigen.sources import SourceItem
 from aigen.verify import main as verify_main
 from conftest import TINY, compose_config, run_cli, shard_part
@@ -263,6 +266,31 @@ def test_a_bad_setting_is_a_user_error_before_any_work(tiny_cfg, tmp_path, overr
     with pytest.raises(UserError) as raised:
         make_dataset(tiny_cfg(override))
     assert fragment in str(raised.value) and "\n" not in str(raised.value)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("generator", "fragment"), [("vae_tiny", "vae_tiny has no guidance"), ("img2img_tiny", "set generator.guidance")]
+)
+def test_guidance_a_generator_does_not_read_is_refused(tiny_cfg, tmp_path, generator, fragment):
+    """A sweep over the top-level guidance_scale would make one dataset again and again for such a generator."""
+    assert compose_config().guidance_scale == DEFAULT_GUIDANCE  # unset: never refused
+    with pytest.raises(UserError, match=f"^guidance_scale=7 is not read by generator={generator} .*; {fragment}"):
+        make_dataset(tiny_cfg(f"generator={generator}", "guidance_scale=7"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "gpus", "fragment"),
+    [("cuda", 0, "generator.device=cuda: torch sees no CUDA GPU"), ("cuda:2", 2, "this machine has 2 CUDA GPU(s)")],
+)
+def test_a_gpu_the_machine_does_not_have_is_one_line_before_any_work(
+    tiny_cfg, tmp_path, monkeypatch, device, gpus, fragment
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        make_dataset(tiny_cfg(f"generator.device={device}"))
     assert not (tmp_path / "out").exists()
 
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from aigen import identity
 from aigen.dataset import Shard, done_rows
 from aigen.dataset.record import check_record
-from aigen.devices import select_gpu
+from aigen.devices import check_available, select_gpu
 from aigen.errors import UserError
 from aigen.generators.base import Generator
 from aigen.hash_cache import HashCache
@@ -96,6 +96,7 @@ def make_plan(cfg: DictConfig, source: Source | None = None, generator: Generato
     processor = PairProcessor(build(cfg.pairing), build(cfg.jpeg), cfg.size, generator.gen_size)
     check_native(generator, processor)
     content = identity.content_config(cfg, source, generator)
+    check_available(getattr(generator, "device", "cpu"), "generator.device")  # controls, paid APIs: no device
     select_gpu(shard)  # before batch_size=auto reads the free memory of "the" GPU
     batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size
     tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
