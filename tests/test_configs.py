@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
+from aigen.generators.diffusers_base import DiffusersGenerator
 from aigen.identity import dataset_dir
 from conftest import compose_config, run_cli
 
@@ -81,3 +82,17 @@ def test_cli_prints_job_config():
     assert result.returncode == 0, result.stderr
     assert "lambdalabs/sd-image-variations-diffusers" in result.stdout
     assert "size: 256" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "name", sorted(path.stem for path in (Path(__file__).parents[1] / "conf/generator").glob("*.yaml"))
+)
+def test_every_pipeline_config_spells_out_the_options_its_class_takes(name):
+    """offload and quantize are documented for every pipeline on the diffusers base, and max_side for every one that
+    runs at gen_size=native: a key missing from the YAML is "no key" on the command line (only +key= works)."""
+    cfg = compose_config(f"generator={name}").generator
+    target = get_class(cfg._target_)
+    if issubclass(target, DiffusersGenerator) and target.kind == "pipeline":
+        assert {"offload", "quantize"} <= set(cfg), name
+    if issubclass(target, DiffusersGenerator) and target.native_sides:
+        assert "max_side" in cfg, name

@@ -110,6 +110,22 @@ def test_the_real_generator_loads_a_local_folder(name, saved_models):
     assert variation.image.size == (64, 64)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (("generator=vae_tiny", "generator.model=/elsewhere"), "always loads its own aigen/vae-tiny-random at v1"),
+        (("generator=vae_tiny", "generator.revision=v2"), "always loads its own aigen/vae-tiny-random at v1"),
+        (("generator=kandinsky_tiny", "generator.prior_model=/nope"), "own prior aigen/kandinsky-tiny-random;"),
+        (("generator=flux_redux_tiny", "generator.prior_model=x/y"), "own prior aigen/flux-redux-tiny-random/prior"),
+    ],
+)
+def test_a_tiny_twin_refuses_a_model_it_would_not_load(overrides, fragment):
+    """Its rows would name a model (or prior) that made none of their pixels."""
+    with pytest.raises(UserError, match=fragment):
+        build(compose_config(*overrides).generator)
+    build(compose_config(overrides[0]).generator)  # its own: fine
+
+
 def test_a_hub_id_not_in_the_cache_is_one_line_naming_the_model(tmp_path):
     """Offline with an empty Hugging Face cache: each real generator stops before any work with one line naming
     its model and the way out; no dataset dir is made. (One multirun: Hydra goes on after a failed job.)"""

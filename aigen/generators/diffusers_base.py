@@ -147,10 +147,16 @@ class DiffusersGenerator(Generator):
         for option, value in (("revision", revision), ("subfolder", subfolder), ("variant", variant)):
             text(f"generator.{option}", value, optional=True)
         if tiny is not None:
-            from aigen.generators.tiny import TINY_MODELS  # the tiny registry imports this module
+            from aigen.generators.tiny import TINY_MODELS, tiny_model_id  # the tiny registry imports this module
 
             if tiny not in TINY_MODELS:
                 raise UserError(f"generator.tiny={tiny!r} is not one of {', '.join(TINY_MODELS)}")
+            if (model, revision) != tiny_model_id(tiny):  # rows would name a model that made none of their pixels
+                own, own_revision = tiny_model_id(tiny)
+                raise UserError(
+                    f"generator.model={model} (revision {revision}): {name} is a tiny random-weight twin that always "
+                    f"loads its own {own} at {own_revision}; for another model use a generator without _tiny"
+                )
             weights = "random"
             if cache_dir is None:
                 raise UserError("generator.cache_dir must be set for a tiny random-weight model")
@@ -495,6 +501,12 @@ class PriorGenerator(DiffusersGenerator):
         self.guidance_scale = number("generator.guidance_scale", guidance_scale, low=0)
         check_prior_model(prior_model, prior_revision, options.get("tiny"))
         super().__init__(model, revision, gen_size, name=name, **options)
+        own_prior = "/".join(filter(None, (model, self.tiny_prior_folder)))
+        if self.tiny and prior_model != own_prior:
+            raise UserError(
+                f"generator.prior_model={prior_model}: {name} is a tiny random-weight twin that always loads its own "
+                f"prior {own_prior}; for another prior use a generator without _tiny"
+            )
         self.prior_model = prior_model
         self.prior_revision = prior_revision
         self.steps = steps

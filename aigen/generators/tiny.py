@@ -334,6 +334,12 @@ TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
 }
 
 
+def tiny_model_id(name: str) -> tuple[str, str]:
+    """The (model, revision) a tiny twin records: its folder's name read as `aigen/<name>` at `v<N>`."""
+    stem, _, revision = TINY_MODELS[name][0].rpartition("-")
+    return f"aigen/{stem}", revision
+
+
 def ensure_tiny_model(name: str, cache_dir: str | os.PathLike) -> Path:
     """The saved tiny model `name`, built on first use."""
     folder_name, build = TINY_MODELS[name]
