@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from PIL import Image
 
 from aigen.dataset import Shard
+from aigen.dataset.writer import PairWriter
 from aigen.devices import cuda_index
 from aigen.errors import UserError
 from aigen.factory import make_dataset
@@ -62,6 +64,22 @@ class AlwaysFails(Identity):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
+class FailsAfterFirstCall(Identity):
+    """Makes its first batch, then fails systematically; `failing` is set just before the first failure."""
+
+    def __init__(self, failing: threading.Event, gen_size: int = 64) -> None:
+        super().__init__(gen_size, name="fails_after_first_call")
+        self.failing = failing
+        self.calls = 0
+
+    def generate(self, inputs, seeds):
+        self.calls += 1
+        if self.calls == 1:
+            return super().generate(inputs, seeds)
+        self.failing.set()
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
 def run_with(generator: Identity, tmp_path: Path, *overrides: str):
     """make_dataset with this very generator object (so a test can read what it saw)."""
     cfg = compose_config("source=samples", "generator=identity", "generator.gen_size=64", "size=64", "logger=none",
@@ -95,6 +113,24 @@ def test_a_systematic_error_stops_the_run_after_n_calls(tmp_path):
     message = str(raised.value)
     assert "\n" not in message and "failed 5 times in a row with RuntimeError: CUDA error" in message
     assert generator.calls == 5  # the batch, then four single images: not one failure per photo
+
+
+def test_a_failed_run_records_the_pairs_its_writer_still_had_to_write(tmp_path, monkeypatch):
+    """The first batch's pairs are still queued when the run fails (the writer waits for the failure here): the
+    failed run's record is written once the writer has closed, so its counts are the pairs on disk."""
+    failing = threading.Event()
+    write_now = PairWriter._write_pair_now
+
+    def write_after_the_failure(self, *args):
+        assert failing.wait(timeout=60)
+        write_now(self, *args)
+
+    monkeypatch.setattr(PairWriter, "_write_pair_now", write_after_the_failure)
+    with pytest.raises(UserError, match="failed 1 times in a row"):
+        run_with(FailsAfterFirstCall(failing), tmp_path, "batch_size=4", "max_consecutive_failures=1")
+    record = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert record["runs"][-1]["state"] == "failed"
+    assert record["counts"]["pairs"] == len(manifest_rows(tmp_path / "out")) == 4
 
 
 def test_bad_photos_never_trip_the_breaker(tmp_path):

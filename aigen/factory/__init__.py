@@ -73,25 +73,27 @@ def make_dataset(
         events.observers.append(WandbRun(plan.tracker, config, plan.dataset_dir, run_dir or Path.cwd(), group))
     events.observers.append(ProgressBar())
 
-    # 3. The loop, under the shard's writer lock; a failed run is recorded as failed.
+    # 3. The loop, under the shard's writer lock; a failed run is recorded as failed once the writer has closed,
+    #    so that its counts include every pair the writer still had to write.
     batcher = BatchGenerator(plan.generator, plan.batch_size, CircuitBreaker(cfg.max_consecutive_failures))
+    loop_started = False
     try:
         with PairWriter(plan.dataset_dir, plan.shard, plan.source_ids) as writer, StopRequest() as stop:
             # Again under the lock: another run may have finished some.
             todo = pending(plan.items, done_rows(plan.dataset_dir))
             preparer = Preparer(plan.loader, plan.generator, plan.processor, cfg.workers)
             try:
+                loop_started = True
                 events.started(run, len(todo))
                 loop = generate_pairs(todo, preparer, batcher, writer, cfg.seed, stop, events)
-            except BaseException as error:
-                events.failed(error)
-                raise
             finally:
                 preparer.close()
-    except OSError as error:  # the loop, or closing the writer (its compaction), can meet a full disk
-        if error.errno != errno.ENOSPC:
-            raise
-        raise disk_full(plan.dataset_dir) from None
+    except BaseException as error:
+        if loop_started:
+            events.failed(error)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:  # the loop or the writer's compaction
+            raise disk_full(plan.dataset_dir) from None
+        raise
 
     # 4. Record how it ended, show the gallery, say what happened.
     already_done = len(plan.items) - len(todo)
