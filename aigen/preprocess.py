@@ -93,6 +93,8 @@ class ImageLoader:
             raise SkipImage("read", "file not found (broken symlink?)") from None
         except PermissionError:
             raise SkipImage("read", "permission denied") from None
+        except Image.UnidentifiedImageError:  # its message names the file, or a BytesIO by its address
+            raise SkipImage("decode", "not a readable image: cannot identify image file") from None
         except (OSError, ValueError, SyntaxError) as error:
             raise SkipImage("decode", f"not a readable image: {error}") from None
 

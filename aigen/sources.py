@@ -17,6 +17,7 @@ from typing import BinaryIO, Protocol
 from hydra.utils import to_absolute_path
 from PIL import Image
 
+from aigen.dataset import is_dataset_dir
 from aigen.errors import SkipImage, UserError
 from aigen.hash_cache import HashCache
 from aigen.words import counted
@@ -31,6 +32,11 @@ PHOTO_EXTENSIONS = frozenset(
     if image_format in Image.OPEN and image_format not in NOT_PHOTO_FORMATS
 )
 APPLE_DOUBLE_PREFIX = "._"  # macOS resource forks in some archive mirrors: metadata, not photos
+HIDDEN_PREFIX = "."  # hidden files and folders: thumbnails, trash, version control, temporaries; never an id's start
+# The longest id: its files, temporaries and markers (`.<id>.replacing.shard0000-of-0000`, 29 bytes more) stay
+# within the file system's 255-byte names.
+MAX_ID_BYTES = 220
+DIGEST_CHARS = 8  # of the hash that tells apart ids that collide or were cut
 EXAMPLES_KEPT = 5
 HASH_CHUNK = 64  # photos per task of the hashing threads
 
@@ -163,6 +169,8 @@ def is_image_file(path: Path) -> bool:
 ONE_IGNORED = {
     "files that are not images": "file that is not an image",
     "macOS resource forks (._*)": "macOS resource fork (._*)",
+    "hidden files and folders (.*)": "hidden file or folder (.*)",
+    "aigen dataset dirs (dataset.json)": "aigen dataset dir (dataset.json)",
 }
 
 
@@ -180,28 +188,46 @@ class Ignored:
 
 
 def flat_id(relative_path: str) -> str:
-    """`living_room/patio.jpg` -> `living_room_patio`; bytes that are not UTF-8 become `_`."""
-    stem = os.path.splitext(relative_path)[0]
-    readable = stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\ufffd", "_")
-    return readable.replace(os.sep, "_").replace("/", "_")
+    """`living_room/patio.jpg` -> `living_room_patio`."""
+    return os.path.splitext(relative_path)[0].replace(os.sep, "_").replace("/", "_")
+
+
+def as_utf8(text: str, errors: str) -> str:
+    """`text` as valid UTF-8: a file name that is not UTF-8 is listed with lone surrogates (surrogateescape), which
+    JSON readers and UTF-8 writers refuse; `errors` says what its bytes become."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", errors)
+
+
+def source_digest(item: SourceItem) -> str:
+    """A short hash of the photo's `source` as listed (a name that is not UTF-8 by its own bytes)."""
+    return hashlib.sha1(item.source.encode("utf-8", "surrogateescape")).hexdigest()[:DIGEST_CHARS]
 
 
 def with_unique_ids(items: list[SourceItem]) -> list[SourceItem]:
-    """The items sorted by id; ids that collide (case-insensitively, as on macOS) all get a hash of their `source`.
+    """The items sorted by id, every id a file name that file systems, `datasets` and aigen.verify keep, and every
+    text valid UTF-8.
 
-    Suffixing every member of a collision, not all but the first, keeps an id independent of which other
-    photos happen to sort before it.
+    Bytes that are not UTF-8 become `_` in an id and a backslash escape in `source` and `category`; the photo is
+    still read from its `path`. An id's leading "." becomes `_`, since readers skip hidden files. Ids that collide
+    (case-insensitively, as on macOS) all get a short hash of their `source`, and so does an id cut to
+    MAX_ID_BYTES. Suffixing every member of a collision, not all but the first, keeps an id independent of which
+    other photos happen to sort before it.
     """
     by_key: dict[str, list[SourceItem]] = defaultdict(list)
     for item in items:
-        by_key[item.id.lower()].append(item)
+        image_id = as_utf8(item.id, "replace").replace("\ufffd", "_")
+        if image_id.startswith(HIDDEN_PREFIX):
+            image_id = "_" + image_id[1:]
+        by_key[image_id.lower()].append(replace(item, id=image_id))
     unique = []
     for group in by_key.values():
         for item in group:
-            if len(group) > 1:
-                digest = hashlib.sha1(item.source.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-                item = replace(item, id=f"{item.id}-{digest}")
-            unique.append(item)
+            image_id = f"{item.id}-{source_digest(item)}" if len(group) > 1 else item.id
+            if len(image_id.encode("utf-8")) > MAX_ID_BYTES:
+                kept = image_id.encode("utf-8")[: MAX_ID_BYTES - 1 - DIGEST_CHARS].decode("utf-8", "ignore")
+                image_id = f"{kept}-{source_digest(item)}"
+            source, category = (as_utf8(text, "backslashreplace") for text in (item.source, item.category))
+            unique.append(replace(item, id=image_id, source=source, category=category))
     return sorted(unique, key=lambda item: item.id)
 
 
@@ -231,7 +257,10 @@ class FolderSource(Source):
     (case-insensitive) are taken, any other file is opened once to see whether Pillow can read it.
 
     Symlinked folders are followed once (a loop cannot hang the scan); broken symlinks are kept as items so
-    that loading them records a reason instead of losing them silently.
+    that loading them records a reason instead of losing them silently. Hidden files and folders (`.thumbs/`,
+    `.Trash/`, `.git/`) are ignored and counted, as a file browser and `datasets`' imagefolder hide them: they hold
+    thumbnails, deleted or duplicate copies rather than the collection. So is an aigen dataset dir below `root`
+    (a folder with a dataset.json), so that generated images never come back as originals.
 
     `name` (default: the folder's own name) names the dataset dir; `identity` (default: the folder's absolute
     path) goes into the dataset's fingerprint, so that two folders never merge into one dataset dir unless they
@@ -247,6 +276,8 @@ class FolderSource(Source):
 
     def items(self) -> list[SourceItem]:
         if not self.root.is_dir():
+            if self.root.exists():
+                raise UserError(f"source.root={self.root} is not a folder (source=folder reads a folder of photos)")
             hint = f" ({self.missing_hint})" if self.missing_hint else ""
             raise UserError(f"source folder {self.root} does not exist{hint}")
         items = []
@@ -271,16 +302,28 @@ class FolderSource(Source):
                 dirnames.clear()
                 continue
             visited_dirs.add((stat.st_dev, stat.st_ino))
-            dirnames.sort()
+            if is_dataset_dir(Path(folder)):
+                self.ignored["aigen dataset dirs (dataset.json)"].add(f"{self._relative(Path(folder))}/")
+                dirnames.clear()
+                continue
+            for dirname in sorted(name for name in dirnames if name.startswith(HIDDEN_PREFIX)):
+                self.ignored["hidden files and folders (.*)"].add(f"{self._relative(Path(folder) / dirname)}/")
+            dirnames[:] = sorted(name for name in dirnames if not name.startswith(HIDDEN_PREFIX))
             for filename in sorted(filenames):
                 path = Path(folder) / filename
                 if filename.startswith(APPLE_DOUBLE_PREFIX):
-                    self.ignored["macOS resource forks (._*)"].add(path.relative_to(self.root).as_posix())
+                    self.ignored["macOS resource forks (._*)"].add(self._relative(path))
+                elif filename.startswith(HIDDEN_PREFIX):
+                    self.ignored["hidden files and folders (.*)"].add(self._relative(path))
                 elif os.path.splitext(filename)[1].lower() in PHOTO_EXTENSIONS or is_image_file(path):
                     found.append(path)
                 else:
-                    self.ignored["files that are not images"].add(path.relative_to(self.root).as_posix())
+                    self.ignored["files that are not images"].add(self._relative(path))
         return found
+
+    def _relative(self, path: Path) -> str:
+        """`path` as the summary names it: relative to the root, valid UTF-8."""
+        return as_utf8(path.relative_to(self.root).as_posix(), "backslashreplace")
 
 
 class SampleSource(FolderSource):

@@ -135,8 +135,10 @@ class HFSource(Source):
                     if self.split not in loaded:
                         raise ValueError(f"no split {self.split!r} (splits: {', '.join(loaded)})")
                     loaded = loaded[self.split]
-                elif loaded.split is not None and str(loaded.split) != self.split:
-                    raise ValueError(f"the saved dataset is split {loaded.split!r}, not source.split={self.split!r}")
+                elif str(loaded.split or "train") != self.split:
+                    # Saved without a split name, it is read as the train split (as `datasets` reads a folder of files).
+                    saved = f"is split {str(loaded.split)!r}" if loaded.split else "has no split name (read as train)"
+                    raise ValueError(f"the saved dataset {saved}, not source.split={self.split!r}")
                 return loaded.to_iterable_dataset(num_shards=len(loaded.cache_files) or 1) if self.streaming else loaded
             if self.local and self.local.is_file():
                 builder = DATA_FILE_BUILDERS.get(self.local.suffix)

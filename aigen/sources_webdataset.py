@@ -19,6 +19,7 @@ from aigen.errors import SkipImage, UserError
 from aigen.sources import PHOTO_EXTENSIONS, Source, SourceItem, with_unique_ids
 
 REMOTE_PREFIXES = ("pipe:", "http://", "https://", "s3://", "gs://", "hf://")
+UNREAD = "shards that could not be read to the end"
 
 
 class TarShard:
@@ -81,7 +82,9 @@ class WebDatasetSource(Source):
         for path in self.shards:
             items += self._samples(TarShard(path))
         if not items:
-            raise UserError(f"no samples in {len(self.shards)} webdataset shard(s) ({self.shards[0]}, ...)")
+            unread = self.ignored.get(UNREAD)
+            why = f": {unread.examples[0]}" if unread else ""
+            raise UserError(f"no samples in {len(self.shards)} webdataset shard(s) ({self.shards[0]}, ...){why}")
         return with_unique_ids(items)
 
     def _samples(self, shard: TarShard) -> list[SourceItem]:
@@ -101,7 +104,7 @@ class WebDatasetSource(Source):
                         photos.setdefault(key, "")
                     tar.members = []  # headers are not kept: memory stays flat however large the shard
         except (OSError, tarfile.TarError) as error:
-            self.ignored["shards that could not be read to the end"].add(f"{shard.path.name} ({error})")
+            self.ignored[UNREAD].add(f"{shard.path.name} ({error})")
         return [
             SourceItem(
                 id=key.replace("/", "_"),

@@ -13,7 +13,10 @@ import skimage.data
 from PIL import Image
 
 from aigen.dataset import read_rows
+from aigen.errors import SkipImage, UserError
 from aigen.factory import make_dataset
+from aigen.preprocess import ImageLoader
+from aigen.sources import MAX_ID_BYTES, FolderSource
 from conftest import manifest_rows, run_cli
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -73,7 +76,7 @@ def build_dirty_folder(root: Path) -> tuple[set[str], dict[str, str]]:
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     add_good("exif_rotated.jpg", jpeg_bytes(red_left_blue_right(), exif=exif.tobytes()))
     (root / os.fsdecode(b"caf\xe9.jpg")).write_bytes(jpeg_bytes(photo()))
-    good.add(os.fsdecode(b"caf\xe9.jpg"))
+    good.add("caf\\xe9.jpg")  # as the manifest names it: valid UTF-8
 
     add_bad("zero_bytes.jpg", b"", "not a readable image")
     add_bad("truncated.jpg", jpeg_bytes(photo(400, 400))[:3000], "not a readable image")
@@ -112,10 +115,62 @@ def test_every_bad_case_is_recorded_and_every_good_photo_done(dirty_folder, tmp_
     assert set(by_source) == set(bad)
     for source, fragment in bad.items():
         assert fragment in by_source[source]["reason"], (source, by_source[source])
+        assert str(root) not in by_source[source]["reason"]  # reasons group in dataset.json's top reasons
         assert by_source[source]["stage"] in ("read", "decode", "check")
     counts = json.loads((out / "dataset.json").read_text())["counts"]
     assert (counts["pairs"], counts["failed"]) == (len(good), len(bad))
     assert f"{len(bad)} failed" in result.stdout
+
+
+def test_hidden_files_and_folders_are_ignored_and_counted(tmp_path):
+    (tmp_path / ".thumbs").mkdir()
+    for name in ("plain.jpg", ".hidden.jpg", ".thumbs/plain.jpg"):
+        (tmp_path / name).write_bytes(jpeg_bytes(photo()))
+    source = FolderSource(str(tmp_path))
+    assert [item.id for item in source.items()] == ["plain"]
+    assert source.ignored_line() == "ignored 2 hidden files and folders (.*) (e.g. .thumbs/, .hidden.jpg)"
+
+
+def test_a_dataset_dir_inside_the_photo_folder_is_not_read_back(tiny_cfg, tmp_path):
+    """data_dir=/x source.root=/x: the second run must not take the first run's pairs for photos."""
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(jpeg_bytes(photo()))
+    cheap = ("source=folder", f"source.root={tmp_path}", "generator=identity", "size=64")
+    first = make_dataset(tiny_cfg(*cheap, dataset_dir=tmp_path / "processed" / "pairs"))
+    again = make_dataset(tiny_cfg(*cheap, dataset_dir=tmp_path / "processed" / "pairs"))
+    assert (first.selected, again.selected, again.generated) == (2, 2, 0)
+    source = FolderSource(str(tmp_path))
+    source.items()
+    assert source.ignored_line() == "ignored 1 aigen dataset dir (dataset.json) (e.g. processed/pairs/)"
+
+
+def test_an_overlong_path_gets_a_short_unique_id(tiny_cfg, tmp_path):
+    """Deep folders flattened into an id longer than a file name may be: cut, with a hash of the path."""
+    root = tmp_path / "photos"
+    deep = root.joinpath(*["très_long_dossier" * 4] * 4)
+    deep.mkdir(parents=True)
+    for name in ("one.jpg", "two.jpg"):
+        (deep / name).write_bytes(jpeg_bytes(photo()))
+    (root / "short.jpg").write_bytes(jpeg_bytes(photo()))
+    summary = make_dataset(tiny_cfg("source=folder", f"source.root={root}", "generator=identity", "size=64"))
+    ids = sorted(row["id"] for row in manifest_rows(summary.dataset_dir))
+    assert summary.generated == 3 and len(set(ids)) == 3 and "short" in ids
+    assert all(len(image_id.encode()) <= MAX_ID_BYTES for image_id in ids)
+
+
+def test_a_root_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "photo.jpg").write_bytes(jpeg_bytes(photo()))
+    with pytest.raises(UserError, match="is not a folder"):
+        FolderSource(str(tmp_path / "photo.jpg")).items()
+
+
+def test_an_unidentified_image_is_recorded_without_its_path_or_address(tmp_path):
+    """Pillow names the file or a BytesIO's address: the reason must be the same for every such photo."""
+    (tmp_path / "text.jpg").write_bytes(b"not an image")
+    for photo_file in (tmp_path / "text.jpg", io.BytesIO(b"not an image")):
+        with pytest.raises(SkipImage) as skip:
+            ImageLoader()(photo_file)
+        assert skip.value.reason == "not a readable image: cannot identify image file"
 
 
 def test_exif_orientation_is_applied(tiny_cfg, tmp_path):

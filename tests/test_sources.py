@@ -8,12 +8,14 @@ import importlib.resources
 import io
 import json
 import os
+import shlex
 import shutil
 import tarfile
 from pathlib import Path
 
 import datasets
 import pyarrow as pa
+import pyarrow.json
 import pyarrow.parquet as pq
 import pytest
 from hydra.utils import instantiate
@@ -22,9 +24,9 @@ from aigen.dataset import read_rows
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.hash_cache import cache_files
-from aigen.sources import SourceItem
+from aigen.sources import MAX_ID_BYTES, SourceItem
 from aigen.sources_hf import ROWS_KEPT, StreamCursor
-from conftest import compose_config, file_bytes, manifest_rows
+from conftest import CONF, compose_config, file_bytes, manifest_rows
 
 PHOTOS = ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "rocket.jpg")
 CHEAP = ("generator=identity", "size=64")
@@ -187,6 +189,7 @@ def test_bad_rows_are_recorded_skips(kind, tiny_cfg, tmp_path):
     assert (summary.generated, summary.failed) == (2, 2)
     failures = read_rows(summary.dataset_dir, "failures")
     assert failures["garbage"]["stage"] == "decode"
+    assert failures["garbage"]["reason"] == "not a readable image: cannot identify image file"  # no BytesIO address
     assert failures["empty"]["stage"] == "read", failures["empty"]
     assert sorted(row["id"] for row in manifest_rows(summary.dataset_dir)) == ["good0", "good1"]
 
@@ -206,6 +209,7 @@ def test_bad_rows_are_recorded_skips(kind, tiny_cfg, tmp_path):
         (["source=parquet", "source.path={root}/bad.parquet", "source.image_column=photo"], "'photo' is not a column"),
         (["source=parquet", "source.path={root}/bad.parquet", "source.image_column=name"], "not image bytes"),
         (["source=parquet", "source.path={root}/bad.tar"], "not a readable Parquet file"),
+        (["source=webdataset", "source.urls={root}/bad.parquet"], "...): bad.parquet ("),
     ],
 )
 def test_a_missing_dataset_or_column_is_one_line_before_any_work(overrides, message, tiny_cfg, tmp_path):
@@ -215,6 +219,28 @@ def test_a_missing_dataset_or_column_is_one_line_before_any_work(overrides, mess
         make_dataset(tiny_cfg(*(override.format(root=tmp_path) for override in overrides), *CHEAP, dataset_dir=out))
     assert message in str(error.value) and "\n" not in str(error.value)
     assert not out.exists()
+
+
+def test_the_folder_config_shows_a_command_hydra_accepts():
+    example = (CONF / "source" / "folder.yaml").read_text().splitlines()[0].split("python run.py ", 1)[1]
+    assert compose_config(*shlex.split(example)).source.root == "~/photos"
+
+
+def test_a_split_of_a_dataset_saved_without_split_names_is_refused(collection):
+    """A dataset saved without a split name is the train split: another split is a mistake, not all the rows."""
+    with pytest.raises(UserError, match="has no split name .* not source.split='test'"):
+        instantiate(compose_config(*collection["hf"], "source.split=test").source).items()
+
+
+def test_ids_from_a_column_are_names_a_dataset_dir_keeps(tmp_path):
+    """An id never starts with "." (a hidden file) and never outgrows a file name; ordinary ids stay as they are."""
+    captions = [".hidden", "plain", "a long caption " * 20, "a long caption " * 20 + "!", "é" * 200]
+    cells = [bundled("rocket.jpg")] * len(captions)
+    datasets.Dataset.from_dict({"image": cells, "caption": captions}).save_to_disk(str(tmp_path / "hf"))
+    overrides = ("source=hf", f"source.dataset={tmp_path / 'hf'}", "source.id_column=caption")
+    ids = [item.id for item in instantiate(compose_config(*overrides).source).items()]
+    assert "_hidden" in ids and "plain" in ids and len(set(ids)) == len(captions)
+    assert all(len(image_id.encode()) <= MAX_ID_BYTES for image_id in ids)
 
 
 def test_a_stream_is_followed_forward_and_restarted_only_for_rows_behind_it():
@@ -272,6 +298,19 @@ def test_a_touched_or_changed_file_is_hashed_again(tiny_cfg, tmp_path, count_rea
     assert (summary.already_done, summary.generated) == (2, 1)
     rows = {row["id"]: row for row in manifest_rows(summary.dataset_dir)}
     assert rows[Path(PHOTOS[1]).stem]["source_sha256"] == hashlib.sha256(bundled(PHOTOS[5])).hexdigest()
+
+
+def test_a_name_that_is_not_utf8_is_valid_utf8_in_the_manifest_and_hashed_once(tiny_cfg, tmp_path, count_reads):
+    root = tmp_path / "photos"
+    root.mkdir()
+    (root / os.fsdecode(b"caf\xe9.jpg")).write_bytes(bundled("rocket.jpg"))
+    out = make_dataset(tiny_cfg("source=folder", f"source.root={root}", *CHEAP)).dataset_dir
+    (manifest,) = out.glob("manifest*.jsonl")
+    (row,) = pyarrow.json.read_json(manifest).to_pylist()
+    assert (row["id"], row["source"]) == ("caf_", "caf\\xe9.jpg")
+    count_reads.clear()
+    assert make_dataset(tiny_cfg("source=folder", f"source.root={root}", *CHEAP)).already_done == 1
+    assert count_reads == []
 
 
 def test_a_changed_shard_is_hashed_again(tmp_path, tiny_cfg, count_reads):
