@@ -293,6 +293,12 @@ def bad_specs(root: Path) -> dict[str, tuple[str, list[str], str]]:
     (root / "bad_label.csv").write_text("path,label\na.jpg,maybe\n")
     (root / "missing.csv").write_text("path,label\nnowhere.jpg,1\n")
     (root / "notes.txt").write_text("hello")
+    for generator, classes in (("adm", ("nature", "ai")), ("biggan", ("nature",))):  # biggan's ai/ not unpacked
+        for name in classes:
+            save_images(root / "half_pair" / generator / "val" / name, photo, name)
+    save_images(root / "real_only" / "real", photo, "r")
+    (root / "real_only" / "fake").mkdir()
+    (root / "real_only.csv").write_text("path,label\nreal_only/real/r_000.jpg,0\n")
     return {
         "missing folder": (str(root / "nope"), [], "does not exist"),
         "no layout": (str(root / "no_layout"), [], "is not one of: an aigen dataset dir"),
@@ -302,13 +308,16 @@ def bad_specs(root: Path) -> dict[str, tuple[str, list[str], str]]:
         "csv label": (str(root / "bad_label.csv"), [], "line 2: needs a path and a label 0, 1, real or fake"),
         "csv images": (str(root / "missing.csv"), [], "1 images listed in eval set"),
         "other file": (str(root / "notes.txt"), [], "is a file but not a .csv"),
+        "one class folder": (str(root / "half_pair"), [], "without their partner beside them: biggan/val/nature"),
+        "one class": (str(root / "real_only"), [], "real_only holds no AI images"),
+        "csv of one class": (str(root / "real_only.csv"), [], "real_only holds no AI images"),
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["missing folder", "no layout", "no images", "unreadable csv", "csv columns", "csv label", "csv images",
-     "other file"],
+     "other file", "one class folder", "one class", "csv of one class"],
 )  # fmt: skip
 def test_a_bad_set_spec_is_a_user_error_before_any_work(checkpoint, tmp_path, case):
     entry, overrides, fragment = bad_specs(tmp_path)[case]
@@ -329,6 +338,7 @@ def test_a_bad_set_spec_is_a_user_error_before_any_work(checkpoint, tmp_path, ca
         (["benchmark.labels={nature: real}"], "label 'ai' in column 'kind' is not in benchmark.labels (nature)"),
         (["benchmark.labels={nature: real, ai: fake}", "benchmark.label_column=kinds"], "has no column 'kinds'"),
         (["benchmark.labels={nature: real, ai: fake}", "benchmark.image_column=note"], "column 'note' holds no"),
+        (["benchmark.labels={nature: real, ai: real}"], "classes holds no AI images"),
     ],
 )
 def test_a_bad_datasets_spec_is_a_user_error(checkpoint, datasets_folders, tmp_path, overrides, fragment):

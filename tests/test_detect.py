@@ -24,6 +24,7 @@ from transformers import ResNetConfig, ResNetForImageClassification
 from aigen.detector.data import Augment, Pair, PairImages, Preprocess
 from aigen.detector.evaluate import evaluate
 from aigen.detector.metrics import binary_metrics
+from aigen.detector.model import load_detector
 from aigen.detector.train import train
 from aigen.errors import UserError
 from aigen.factory import make_dataset
@@ -322,6 +323,17 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path, datasets):
     )
     result = run_detect(*args, cwd=tmp_path)
     assert_one_line_error(result, "best.pt", "does not exist")
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path):
+    """Not torch's paragraphs of advice on loading it unsafely: what the file is not, and why."""
+    path = tmp_path / "notes.pt"
+    path.write_text("not a checkpoint\n")
+    with pytest.raises(UserError) as raised:
+        load_detector(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path} is not an aigen detector checkpoint (UnpicklingError: ")
+    assert "\n" not in message and "weights_only" not in message
 
 
 def test_pretrained_model_not_available_offline_is_a_one_line_error(tmp_path, datasets):

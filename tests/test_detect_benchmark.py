@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -24,10 +25,10 @@ from PIL import Image
 from aigen.detector import matrix as matrix_module
 from aigen.detector import train as train_module
 from aigen.detector.data import Augment, PairImages, Preprocess, load_pairs, make_split, unseen_pairs
-from aigen.detector.evaluate import evaluate
+from aigen.detector.evaluate import check_labels, evaluate
 from aigen.detector.features import FeatureCache
 from aigen.detector.matrix import matrix
-from aigen.detector.metrics import binary_metrics
+from aigen.detector.metrics import binary_metrics, intervals
 from aigen.detector.perturb import parse_perturbation
 from aigen.detector.runtime import loader, resolve_precision, resolve_workers
 from aigen.detector.train import check_settings, train
@@ -228,6 +229,28 @@ def test_matrix_of_three_generators_with_pooled_and_a_rerun_that_recomputes_noth
     assert matrix(cfg) == cells
 
 
+def test_a_matrix_rerun_with_other_settings_is_refused(small_sets, tmp_path, monkeypatch):
+    """Its runs and cells were made with the first settings: a rerun with others would report them as its own."""
+    sets = (f"train_sets=[{small_sets['noise']}]", f"eval_sets=[{small_sets['blur']}]", f"output_dir={tmp_path}")
+    first = compose_detect("task=matrix", *sets, "epochs=1")
+    matrix(first)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a training run or cell of other settings was reused or computed")
+
+    monkeypatch.setattr(matrix_module, "train", forbidden)
+    monkeypatch.setattr(matrix_module, "score_sets", forbidden)
+    for changed, named in (("lr=0.01", "lr 0.001 -> 0.01"), ("model.depths=[2,1,1,1]", "model.depths [1, 1, 1, 1]")):
+        with pytest.raises(UserError, match=re.escape(named) + ".*use another output_dir"):
+            matrix(compose_detect("task=matrix", *sets, "epochs=1", changed))
+    (tmp_path / "cells.json").unlink()  # the finished training run alone is not reused either
+    with pytest.raises(UserError, match="epochs 1 -> 2"):
+        matrix(compose_detect("task=matrix", *sets, "epochs=2"))
+    (tmp_path / "settings.json").unlink()  # a matrix that did not record its settings: they cannot be compared
+    with pytest.raises(UserError, match="older aigen"):
+        matrix(first)
+
+
 # 4. The CLIP probe
 
 
@@ -356,7 +379,45 @@ def test_small_noise_dataset_reaches_090_test_accuracy_and_swapped_labels_fail_l
         )
 
 
+@pytest.mark.parametrize("pairs", [1, 2])
+def test_a_few_test_pairs_ranked_backwards_are_no_evidence_of_swapped_labels(pairs):
+    """With one or two test pairs the AUC is 0 by chance often enough (1 in 2, 1 in 6): the row stands; the same
+    ranking of 20 pairs is evidence."""
+    for count, stops in ((pairs, False), (20, True)):
+        labels = np.tile([0, 1], count)
+        scores = np.tile([0.9, 0.1], count) + np.linspace(0, 0.01, 2 * count)  # every AI image below every real one
+        metrics, counts = binary_metrics(labels, scores)
+        row = {"dataset": "own", "perturbation": "none"} | metrics | intervals(labels, scores, counts)
+        assert row["roc_auc"] == 0.0
+        if stops:
+            with pytest.raises(UserError, match="labels look swapped"):
+                check_labels(row, trained_on=True)
+        else:
+            check_labels(row, trained_on=True)
+
+
 # New-user fixes
+
+
+def test_a_training_set_listed_twice_is_refused(small_sets, tmp_path):
+    twice = f"train_sets=[{small_sets['noise']},{small_sets['noise']}]"
+    with pytest.raises(UserError, match="train_sets lists a dataset twice"):
+        train(compose_detect(twice, "epochs=1", f"output_dir={tmp_path}"))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_undecodable_training_image_is_one_line_naming_it(small_sets, tmp_path, workers):
+    """Also from a loader process, whose errors torch hands on with the process's traceback as their message."""
+    dataset = tmp_path / "noise"
+    shutil.copytree(small_sets["noise"], dataset)
+    broken = next(pair.ai for pair in load_pairs(dataset) if split_of(pair.key, 0, 0.2, 0.2) == "train")
+    broken.write_text("garbage")
+    cfg = compose_detect(f"train_sets=[{dataset}]", "epochs=1", f"workers={workers}", f"output_dir={tmp_path / 'run'}")
+    with pytest.raises(UserError) as raised:
+        train(cfg)
+    message = str(raised.value)
+    assert message.startswith(f"{broken} cannot be read (") and message.endswith("check it with python -m aigen.verify")
+    assert "\n" not in message
 
 
 def test_workers_default_to_the_cpus_without_a_loader_warning(sets):

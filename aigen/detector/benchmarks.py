@@ -46,6 +46,12 @@ class LabelledSet:
     labels: list[int]
     ids: list[str]
 
+    def __post_init__(self) -> None:
+        """A row of one class would still get an accuracy, but no detection score: it needs real and AI images."""
+        for label, kind in ((REAL, "real"), (AI, "AI")):
+            if label not in self.labels:
+                raise UserError(f"eval set {self.source}: {self.name} holds no {kind} images; a row needs both classes")
+
 
 class DatasetImages:
     """The image column of a `datasets` dataset as a sequence of RGB images, decoded on access."""
@@ -91,17 +97,26 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def labelled_folders(root: Path) -> list[tuple[Path, Path, Path]]:
-    """(folder, its real folder, its AI folder) for every class-folder pair below `root`, in walk order."""
-    found = []
+    """(folder, its real folder, its AI folder) for every class-folder pair below `root`, in walk order; a class
+    folder without its partner is an error, as its generator's row would be silently missing."""
+    found, alone = [], []
     for directory, subdirs, _ in os.walk(root, followlinks=True):
         pair = class_folders(Path(directory))
         if pair:
             found.append((Path(directory), *pair))
             subdirs.clear()  # the class folders' contents are images, not more sets
             continue
+        alone += [
+            f"{(Path(directory) / name).relative_to(root)} (no {partner}/)"
+            for real, fake in CLASS_FOLDERS
+            for name, partner in ((real, fake), (fake, real))
+            if name in subdirs
+        ]
         if "train" in subdirs and set(HELD_OUT_SPLITS) & set(subdirs):
             subdirs.remove("train")
         subdirs.sort()
+    if alone:
+        raise UserError(f"eval set {root}: class folders without their partner beside them: {', '.join(alone)}")
     return found
 
 

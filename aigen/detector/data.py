@@ -234,7 +234,8 @@ class LabelledImages(torch.utils.data.Dataset):
     (seed, epoch, index), the index of the pair when `augment.paired` (images stored original, AI, pair after pair):
     per-sample seeds make an epoch's images the same whatever the worker count, and a resumed run the same as an
     uninterrupted one. `skip_unreadable` (scoring a benchmark): an image that cannot be decoded comes out as a blank
-    tensor labelled UNREADABLE, for the caller to leave out and count, instead of stopping the run.
+    tensor labelled UNREADABLE, for the caller to leave out and count, instead of stopping the run; otherwise (training:
+    `images` are ImageFiles) it stops the run with one line naming the file.
     """
 
     def __init__(
@@ -260,9 +261,10 @@ class LabelledImages(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         try:
             image = self.images[index]
-        except DECODE_ERRORS:
+        except DECODE_ERRORS as error:
             if not self.skip_unreadable:
-                raise
+                path = self.images.paths[index]
+                raise UserError(f"{path} cannot be read ({error}); check it with python -m aigen.verify") from None
             return torch.zeros(3, self.preprocess.image_size, self.preprocess.image_size), UNREADABLE
         if self.perturb:
             image = self.perturb(image)

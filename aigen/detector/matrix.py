@@ -4,7 +4,7 @@ One detector per training set (and, with `pooled=true`, one on all of them), eac
 every eval set, and on every image of labelled benchmark sets (aigen.detector.benchmarks: a column per generator
 of a GenImage-style folder). Training runs live in `output_dir/runs/<name>` and scored cells in
 `output_dir/cells.json`, so a rerun (after a crash, or with one more eval set) trains and scores only what is not
-finished.
+finished; a rerun with other training settings (output_dir/settings.json) is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from aigen.dataset import MANIFEST, read_rows
-from aigen.detector.data import dataset_dirs
 from aigen.detector.evaluate import EvalSet, eval_sets, score_sets, unique, unique_names
 from aigen.detector.model import load_detector
 from aigen.detector.perturb import CLEAN
@@ -24,7 +23,7 @@ from aigen.detector.plots import draw_heatmap, side_by_side
 from aigen.detector.report import SMALL_SAMPLE, formatted, markdown_cell, with_interval, write_csv
 from aigen.detector.runtime import resolve_precision
 from aigen.detector.tracking import tracking
-from aigen.detector.train import check_settings, train
+from aigen.detector.train import check_settings, train, training_dirs
 from aigen.devices import resolve_device
 from aigen.errors import UserError
 from aigen.files import write_atomic
@@ -34,6 +33,9 @@ METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "average_precision": "a
 COLUMNS = ("train", "eval", "accuracy", "accuracy_low", "accuracy_high", "roc_auc", "roc_auc_low", "roc_auc_high",
            "average_precision", "n", "n_real", "n_ai", "pairs", "seen")  # fmt: skip
 POOLED = "pooled"
+TRAINING_SETTINGS = ("seed", "val_fraction", "test_fraction", "image_size", "resize", "epochs", "batch_size", "lr",
+                     "weight_decay", "monitor", "patience")  # fmt: skip
+SETTINGS_FILE = "settings.json"  # training_settings of the runs and cells of a matrix's output_dir
 
 
 def axis_names(dirs: list[Path]) -> dict[Path, str]:
@@ -45,6 +47,35 @@ def axis_names(dirs: list[Path]) -> dict[Path, str]:
     if None not in generators.values() and len(set(generators.values())) == len(dirs):
         return generators
     return dict(zip(dirs, unique_names(dirs), strict=True))
+
+
+def training_settings(cfg: DictConfig) -> dict:
+    """What decides a detector's numbers besides its datasets, flat (`model.depths`, `augment.jpeg`); not where it
+    runs (device, precision, workers, cache_dir), and not eval_split, which is part of each cell's key."""
+    settings = {key: cfg[key] for key in TRAINING_SETTINGS}
+    for group in ("model", "augment"):
+        values = OmegaConf.to_container(cfg[group], resolve=True)
+        settings |= {f"{group}.{key}": value for key, value in values.items() if key != "cache_dir"}
+    return settings
+
+
+def check_same_settings(out: Path, settings: dict) -> None:
+    """A rerun reuses the training runs and cells of `out` only under the settings they were made with (saved in
+    settings.json before the first training): with others it would report the old numbers as the new ones."""
+    path = out / SETTINGS_FILE
+    if not path.is_file():
+        if (out / "cells.json").exists() or (out / "runs").exists():
+            raise UserError(f"{out} holds a matrix of an older aigen (no {SETTINGS_FILE}): use another output_dir")
+        write_atomic(path, (json.dumps(settings, indent=2) + "\n").encode())
+        return
+    saved = json.loads(path.read_text())
+    changed = [
+        f"{key} {saved.get(key)!r} -> {settings.get(key)!r}"
+        for key in sorted(saved.keys() | settings.keys())
+        if saved.get(key) != settings.get(key)
+    ]
+    if changed:
+        raise UserError(f"{out} holds a matrix made with other settings ({', '.join(changed)}): use another output_dir")
 
 
 def training_run(cfg: DictConfig, train_dirs: list[Path], run: Path) -> Path:
@@ -104,12 +135,10 @@ def matrix(cfg: DictConfig) -> list[dict]:
     check_settings(cfg)
     if cfg.perturb:
         raise UserError("perturb applies to task=eval: run it on a checkpoint of the matrix (output_dir/runs/NAME)")
-    train_dirs = dataset_dirs(cfg.train_sets, "train_sets")
+    train_dirs = training_dirs(cfg.train_sets)
     sets = eval_sets(cfg.eval_sets, cfg.benchmark)
     names = axis_names(list(dict.fromkeys(train_dirs + [entry for entry in sets if isinstance(entry, Path)])))
     columns = unique([names[entry] if isinstance(entry, Path) else entry.name for entry in sets])
-    if len(set(train_dirs)) < len(train_dirs):
-        raise UserError(f"train_sets lists a dataset twice: {list(cfg.train_sets)}")
     trainings = {names[d]: [d] for d in train_dirs}
     if cfg.pooled and len(train_dirs) > 1:
         trainings[POOLED] = train_dirs
@@ -117,6 +146,7 @@ def matrix(cfg: DictConfig) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
+    check_same_settings(out, training_settings(cfg))
     cells_path = out / "cells.json"
     done = json.loads(cells_path.read_text()) if cells_path.is_file() else {}
 

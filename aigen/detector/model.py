@@ -117,7 +117,9 @@ def read_checkpoint(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-        raise UserError(f"checkpoint {path} cannot be read: {type(error).__name__}: {error}") from None
+        # torch's weights-only refusal is paragraphs of advice (load it unsafely) before the reason it ends with
+        reason = [type(error).__name__, *str(error).rpartition("WeightsUnpickler error:")[2].strip().splitlines()[:1]]
+        raise UserError(f"{path} is not an aigen detector checkpoint ({': '.join(reason)})") from None
     if not isinstance(payload, dict) or not str(payload.get("format", "")).startswith("aigen-detector-"):
         raise UserError(f"{path} is not a detector checkpoint written by `python -m aigen.detect task=train`")
     if payload["format"] != CHECKPOINT_FORMAT:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,19 @@ def loader(
         num_workers=workers,
         pin_memory=device.type == "cuda",
     )
+
+
+@contextmanager
+def loader_errors() -> Iterator[None]:
+    """A UserError raised in a loader process (an image that does not decode) reaches this one as a UserError whose
+    message is that process's traceback (torch's ExceptionWrapper): the user sees its last line, the error itself."""
+    try:
+        yield
+    except UserError as error:
+        lines = str(error).splitlines()
+        if len(lines) < 2:
+            raise
+        raise UserError(lines[-1].removeprefix(f"{UserError.__module__}.{UserError.__name__}: ")) from None
 
 
 @dataclass

@@ -26,7 +26,15 @@ from aigen.detector.model import (
     save_checkpoint,
 )
 from aigen.detector.probe import FeatureProbe
-from aigen.detector.runtime import autocast, loader, precision_name, resolve_precision, resolve_workers, score
+from aigen.detector.runtime import (
+    autocast,
+    loader,
+    loader_errors,
+    precision_name,
+    resolve_precision,
+    resolve_workers,
+    score,
+)
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
@@ -68,6 +76,14 @@ def check_settings(cfg: DictConfig) -> None:
         raise UserError(
             f"augment.paired=true keeps both halves of a pair in a batch: batch_size={cfg.batch_size} must be even"
         )
+
+
+def training_dirs(train_sets: list[str] | str) -> list[Path]:
+    """The train_sets dirs, each once: a dataset listed twice would count its pairs twice, and break resume."""
+    dirs = dataset_dirs(train_sets, "train_sets")
+    if len(set(dirs)) < len(dirs):
+        raise UserError(f"train_sets lists a dataset twice: {list(train_sets)}")
+    return dirs
 
 
 def improvement_score(record: dict, monitor: str) -> list[float]:
@@ -113,7 +129,7 @@ def train(cfg: DictConfig) -> TrainResult:
     # 1. Check the settings and the model, then read the datasets, before any training.
     check_settings(cfg)
     out = Path(to_absolute_path(cfg.output_dir))
-    dirs = dataset_dirs(cfg.train_sets, "train_sets")
+    dirs = training_dirs(cfg.train_sets)
     augment = Augment(**OmegaConf.to_container(cfg.augment, resolve=True))
     workers = resolve_workers(cfg.workers)
     device = resolve_device(cfg.device)
@@ -170,7 +186,7 @@ def train(cfg: DictConfig) -> TrainResult:
 
     # 3. Epochs: train, validate, keep the best model, save the loop state, stop early.
     stopped = "max epochs"
-    with tracking(cfg, "train-detector", out.name, out) as tracker:
+    with tracking(cfg, "train-detector", out.name, out) as tracker, loader_errors():
         for epoch in range(loop["epoch"] + 1, cfg.epochs + 1):
             if cfg.patience and loop["stale"] >= cfg.patience:
                 stopped = f"early stop: {cfg.patience} epochs without improvement"
