@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from aigen.detector.evaluate import evaluate
 from aigen.detector.matrix import matrix
 from aigen.detector.train import train
+from aigen.devices import check_available
 from aigen.errors import UserError, one_line_errors
 from aigen.overrides import check_overrides
 
@@ -33,6 +34,7 @@ def main(cfg: DictConfig) -> None:
         with one_line_errors(multirun):
             if cfg.task not in TASKS:
                 raise UserError(f"task={cfg.task!r} is not one of {', '.join(TASKS)}")
+            check_available(cfg.device)
             TASKS[cfg.task](cfg)
     except KeyboardInterrupt:
         print(

@@ -313,6 +313,13 @@ def test_missing_dataset_dir_is_a_one_line_error(tmp_path):
     assert_one_line_error(result, "nope", "is not a directory")
 
 
+def test_a_gpu_the_machine_does_not_have_is_one_line_before_any_work(tmp_path):
+    args = ("task=train", f"train_sets=[{tmp_path / 'nope'}]", "output_dir=run", *FAST, "logger=none", "device=cuda")
+    result = run_detect(*args, cwd=tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})  # no GPU, also on a GPU machine
+    assert_one_line_error(result, "device=cuda: torch sees no CUDA GPU")
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_checkpoint_is_a_one_line_error(tmp_path, datasets):
     args = (
         "task=eval",
