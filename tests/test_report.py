@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -179,6 +180,23 @@ def test_copy_puts_the_images_in_the_site(inputs, tmp_path):
         for path in pair[1:3]:
             copied = moved / "images" / inputs["datasets"][0].name / unquote(path)
             assert copied.read_bytes() == (inputs["datasets"][0] / unquote(path)).read_bytes()
+
+
+def test_a_name_with_url_characters_and_a_site_behind_a_symlink_still_point_at_their_files(inputs, tmp_path):
+    """A `#` in a dataset's name ends a URL's path unless quoted; a browser resolves `..` against the site's path as
+    typed, so relative image paths start from it, not from where a symlink leads."""
+    dataset = Path(shutil.copytree(inputs["datasets"][1], tmp_path / "run#2"))
+    audit.run(dataset, tmp_path / "audit#2", "none", "aigen")
+    real = tmp_path / "real" / "deeper" / "still"
+    real.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real)
+    site = tmp_path / "link" / "site"
+    index, _ = report(ReportOptions([dataset], site, [tmp_path / "audit#2"]))
+    html = (site / "index.html").read_text()
+    assert 'src="audit/run%232/audit.png"' in html and (site / "audit" / "run#2" / "audit.png").is_file()
+    base = unquote(index["datasets"][0]["base"])
+    assert Path(os.path.normpath(os.path.join(site, base))) == dataset  # `..` as text, from the typed path
+    assert "n/a (random weights: no trained model)" in html  # the licence vae_tiny's config names
 
 
 def test_bad_options_are_one_line_before_anything_is_written(inputs, tmp_path, capsys):

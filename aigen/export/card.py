@@ -14,7 +14,7 @@ from aigen.audit.report import FLAG_RULE
 from aigen.dataset import HALVES, DatasetDir
 from aigen.dataset.record import unfinished_note
 from aigen.export.collect import SPLITS, Pair
-from aigen.export.licenses import Terms, hub_license, model_terms, source_terms
+from aigen.export.licenses import Terms, dataset_model_terms, hub_license, source_terms
 from aigen.export.shards import parquet_features, split_pattern
 from aigen.tables import markdown_table
 
@@ -103,10 +103,8 @@ def card_metadata(facts: CardFacts) -> dict:
 
 def all_terms(dirs: list[DatasetDir]) -> list[Terms]:
     """The photos' and every model's terms, each once."""
-    contents = [d.record["content"] for d in dirs]
-    licenses = [d.record.get("config", {}).get("generator", {}).get("license") for d in dirs]
-    parts = [source_terms(content["source"]) for content in contents]
-    parts += [model_terms(content, license) for content, license in zip(contents, licenses, strict=True)]
+    parts = [source_terms(d.record["content"]["source"]) for d in dirs]
+    parts += [dataset_model_terms(d.record) for d in dirs]
     return list(dict.fromkeys(parts))
 
 

@@ -109,6 +109,11 @@ def model_terms(content: dict, configured: str | None = None) -> Terms:
     return found or Terms(f"{generator}: {model}", UNKNOWN, known=False)
 
 
+def dataset_model_terms(record: dict) -> Terms:
+    """model_terms of a dataset dir, from its dataset.json: the content, and the licence its generator config named."""
+    return model_terms(record.get("content", {}), record.get("config", {}).get("generator", {}).get("license"))
+
+
 def hub_license(parts: list[Terms]) -> str:
     """The card's `license:` field: `unknown` when any part's licence is, else `other` (photos and model outputs
     under different terms, spelled out in the card)."""

@@ -13,7 +13,7 @@ from aigen.dataset.record import count_records
 from aigen.errors import UserError
 from aigen.export.cli import FoundAudits, find_audit_dirs
 from aigen.export.collect import open_dataset_dirs
-from aigen.export.licenses import Terms, model_terms, source_terms
+from aigen.export.licenses import Terms, dataset_model_terms, source_terms
 
 MATRIX_CSV = "matrix.csv"  # python -m aigen.detect task=matrix
 RESULTS_CSV = "results.csv"  # python -m aigen.detect task=eval
@@ -89,7 +89,7 @@ def collect_datasets(paths: list[Path], audit_dirs: list[Path]) -> tuple[list[Da
             dataset=dataset,
             counts=count_records(dataset.path),
             photos=source_terms(dataset.record.get("content", {}).get("source", {})),
-            model=model_terms(dataset.record.get("content", {})),
+            model=dataset_model_terms(dataset.record),
             audit_dir=found.folders.get(dataset.name),
         )
         for dataset in dirs

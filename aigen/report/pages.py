@@ -81,10 +81,11 @@ def write_chunks(pairs: list[tuple[int, dict]], page_size: int, site: Path) -> i
 
 
 def image_base(dataset: DatasetDir, site: Path, copy: bool) -> str:
-    """The URL of a dataset dir's folder as seen from the site's index.html."""
+    """The URL of a dataset dir's folder as seen from the site's index.html: relative to the site's path as given,
+    not resolved, since a browser resolves `..` in the URL as text (a site reached through a symlink)."""
     if copy:
         return f"{IMAGE_DIR}/{quote(dataset.name)}"
-    return quote(Path(os.path.relpath(dataset.path, site.resolve())).as_posix())
+    return quote(Path(os.path.relpath(dataset.path, os.path.abspath(site))).as_posix())
 
 
 def copy_images(datasets: list[DatasetDir], site: Path) -> None:

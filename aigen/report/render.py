@@ -104,10 +104,11 @@ def dataset_card(fact: DatasetFacts) -> str:
 
 
 def copy_into(path: Path, site: Path, folder: str) -> str:
-    """Copy one file into site/folder; its URL from index.html."""
+    """Copy one file into site/folder; its URL from index.html (quoted: a `#` or `?` in a dataset's name would end
+    the path)."""
     (site / folder).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, site / folder / path.name)
-    return escape(f"{folder}/{path.name}")
+    return escape(quote(f"{folder}/{path.name}"))
 
 
 def audit_block(fact: DatasetFacts, site: Path) -> str:
