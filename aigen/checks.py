@@ -22,10 +22,12 @@ def multiple_of_8(key: str, value: object, example: str = "") -> int:
 
 def number(key: str, value: object, low: float | None = None, high: float | None = None) -> float:
     """An int or float (not a bool), within [low, high] where given."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # nan is not a number here
         raise UserError(f"{key}={value!r} must be a number")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise UserError(f"{key}={value!r} must be between {low} and {high}")
+        bounds = f"between {low} and {high}" if low is not None and high is not None else ""
+        bounds = bounds or (f"at least {low}" if low is not None else f"at most {high}")
+        raise UserError(f"{key}={value!r} must be {bounds}")
     return float(value)
 
 

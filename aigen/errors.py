@@ -20,12 +20,15 @@ class RunStopped(UserError):
 
 
 class SkipImage(Exception):
-    """One source image cannot be used: recorded in failures.jsonl with its stage and reason, the run goes on."""
+    """One source image cannot be used: recorded in failures.jsonl with its stage and reason, the run goes on.
+    `details` are facts of this one failure (an API's request id, what a model said) that go into its row but not
+    into the reason, so that alike failures share one reason in dataset.json's counts."""
 
-    def __init__(self, stage: str, reason: str) -> None:
+    def __init__(self, stage: str, reason: str, details: dict | None = None) -> None:
         super().__init__(f"{stage}: {reason}")
         self.stage = stage
         self.reason = reason
+        self.details = details or {}
 
 
 class Interrupted(Exception):

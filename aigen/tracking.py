@@ -14,12 +14,19 @@ MODES = ("online", "offline", "disabled")
 SECRET_KEY = re.compile(r"api[_-]?key|token|secret|password", re.IGNORECASE)
 
 
+URL_USER_INFO = re.compile(r"(?<=://)[^/@\s]+@")  # scheme://user:password@host
+URL_SECRET_QUERY = re.compile(r"(?i)([?&](?:key|api[_-]?key|token|sig|signature|password)=)[^&#\s]+")
+
+
 def redact(config: object) -> object:
-    """A copy of a config with the values of secret-looking keys replaced: nothing secret is ever logged."""
+    """A copy of a config with the values of secret-looking keys replaced, and the credentials a URL can carry (a
+    `user:password@` or a `?key=`): nothing secret is ever logged."""
     if isinstance(config, dict):
         return {k: "<redacted>" if SECRET_KEY.search(str(k)) and v else redact(v) for k, v in config.items()}
     if isinstance(config, list):
         return [redact(value) for value in config]
+    if isinstance(config, str):
+        return URL_SECRET_QUERY.sub(r"\1<redacted>", URL_USER_INFO.sub("<redacted>@", config))
     return config
 
 

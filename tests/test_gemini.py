@@ -236,24 +236,35 @@ def test_a_used_up_quota_stops_at_once_and_keeps_what_came_back(tmp_path, server
     assert not failures(out)  # the quota is not the photo's fault
 
 
-def test_a_safety_refusal_is_a_recorded_skip(tmp_path, server):
+def test_a_safety_refusal_is_a_recorded_skip_and_a_malformed_answer_is_no_refusal(tmp_path, server):
+    """The reason is the same for alike failures (dataset.json counts them together); what differs per photo (the
+    request id, what the model said) is in the failure's row. An answer with no candidate, or an image of another
+    size than asked for, is a skip but not a refusal."""
     blocked = (200, {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "responseId": "blocked"})
-    answers = {1: refusal("IMAGE_SAFETY"), 2: blocked, 5: refusal("STOP", "I can't edit this photo.")}
+    wrong_size = {"inlineData": {"mimeType": "image/png", "data": png_b64(100, 0)}}
+    answers = {
+        1: refusal("IMAGE_SAFETY"),
+        2: blocked,
+        3: (200, {"responseId": "empty"}),
+        4: (200, {"candidates": [{"content": {"parts": [wrong_size]}, "finishReason": "STOP"}], "responseId": "w"}),
+        5: refusal("STOP", "I can't edit this photo."),
+    }
     server.script = lambda request: answers.get(request["photo_index"])
-    result, out, _ = run(tmp_path, server)
+    result, out, _ = run(tmp_path, server, "max_failure_ratio=1")
     assert result.returncode == 0, result.stderr
     assert len(server.requests) == SAMPLES  # a refusal is an answer: not retried
-    reasons = sorted(failure["reason"] for failure in failures(out))
-    assert reasons == [
-        "refused: no image in the response (finish reason IMAGE_SAFETY) (request refused)",
-        "refused: no image in the response (finish reason STOP); the model said: I can't edit this photo. "
-        "(request refused)",
-        "refused: prompt blocked (PROHIBITED_CONTENT) (request blocked)",
+    rows = sorted(failures(out), key=lambda failure: failure["reason"])
+    assert [(row["reason"], row["request_id"], row.get("model_said")) for row in rows] == [
+        ("malformed answer: no candidate with an image or a finish reason", "empty", None),
+        ("refused: no image in the response (finish reason IMAGE_SAFETY)", "refused", None),
+        ("refused: no image in the response (finish reason STOP)", "refused", "I can't edit this photo."),
+        ("refused: prompt blocked (PROHIBITED_CONTENT)", "blocked", None),
+        ("the API returned a 100x100 image for the 512x512 asked for", "w", None),
     ]
-    assert len(manifest_rows(out)) == len(ai_images(out)) == SAMPLES - 3
+    assert len(manifest_rows(out)) == len(ai_images(out)) == SAMPLES - 5
     assert "refusals: 3" in result.stdout
     [run_record] = json.loads((out / "dataset.json").read_text())["runs"]
-    assert run_record["generator"]["refusals"] == 3 and run_record["failed"] == 3
+    assert run_record["generator"]["refusals"] == 3 and run_record["failed"] == 5
 
 
 # -- in process: the generator object itself ---------------------------------------------------------------------

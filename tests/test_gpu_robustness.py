@@ -115,6 +115,19 @@ def test_a_systematic_error_stops_the_run_after_n_calls(tmp_path):
     assert generator.calls == 5  # the batch, then four single images: not one failure per photo
 
 
+class FailsAndCounts(AlwaysFails):
+    """A paid API's way to fail: its own counts (requests that timed out and may have been billed) matter most then."""
+
+    def stats(self) -> dict:
+        return {"possibly_billed_timeouts": self.calls}
+
+
+def test_the_generator_counts_are_said_when_the_run_fails(tmp_path, capsys):
+    with pytest.raises(UserError):
+        run_with(FailsAndCounts(), tmp_path, "batch_size=4", "max_consecutive_failures=2")
+    assert "possibly billed timeouts: 2" in capsys.readouterr().out
+
+
 def test_a_failed_run_records_the_pairs_its_writer_still_had_to_write(tmp_path, monkeypatch):
     """The first batch's pairs are still queued when the run fails (the writer waits for the failure here): the
     failed run's record is written once the writer has closed, so its counts are the pairs on disk."""

@@ -201,7 +201,8 @@ def test_a_rejected_photo_is_recorded_and_the_run_goes_on(tmp_path, server):
     assert result.returncode == 0, result.stderr
     assert len(server.requests) == SAMPLES  # a 400 is not retried
     [failure] = failures(out)
-    assert failure["stage"] == "generate" and f"HTTP 400: {message}" in failure["reason"]
+    assert failure["stage"] == "generate" and failure["reason"] == f"HTTP 400: {message}"  # alike failures group
+    assert failure["request_id"] in server.issued_ids  # in the row, for a support ticket
     done = {row["id"] for row in manifest_rows(out)}
     assert len(done) == SAMPLES - 1 and failure["id"] not in done
     assert len(ai_images(out)) == SAMPLES - 1
@@ -363,6 +364,17 @@ def test_unknown_price_and_bad_size_are_user_errors():
         make_generator("gpt_image", "generator.api_size=1536x1024").describe()
     with pytest.raises(UserError, match="concurrency"):
         make_generator("gpt_image", "generator.concurrency=0").describe()
+    for option in ("generator.max_cost=nan", "generator.price=nan"):  # nan passed every comparison with a cost
+        with pytest.raises(UserError, match="nan"):
+            make_generator("gpt_image", option).plan(1_000_000)
+
+
+@pytest.mark.parametrize("quality", ["auto", "null"])
+def test_a_quality_the_server_chooses_is_priced_as_the_most_it_may_choose(quality):
+    """`auto` and not sent (null) let the server choose: the budget counts them as high."""
+    high = make_generator("gpt_image", "generator.quality=high").price_per_image()
+    assert make_generator("gpt_image", f"generator.quality={quality}").price_per_image() == high
+    assert "(priced as high)" in make_generator("gpt_image", f"generator.quality={quality}").plan(1)
 
 
 def test_a_bad_setting_is_one_line_before_the_dataset_dir_exists(tmp_path, server):
@@ -459,13 +471,14 @@ def test_dalle2_on_the_official_endpoint_warns_that_it_was_retired(monkeypatch):
     assert "retired" not in compatible and compatible.startswith("dalle2: 4 images")
 
 
-def test_an_image_of_another_size_is_a_recorded_skip_under_mixup(tmp_path, server):
-    """The API promised 256x256 and returned 128x128 for one photo: that photo is skipped with its reason, the run
-    goes on (mixup needs the generated image on the original's grid; without mixup it is simply resized)."""
+def test_an_image_of_another_size_is_a_recorded_skip(tmp_path, server):
+    """The API promised 256x256 and returned 128x128 for one photo: that photo is skipped with its reason (its
+    original half went through 256 px; a cropped, upscaled AI half would pair unlike paths), the run goes on."""
     small = (200, {}, {"created": 0, "data": [{"b64_json": png_b64(128, 0)}]})
     server.script = lambda request: small if request["photo_index"] == 0 else None
-    result, out, _ = run(tmp_path, server, "generator.api_size=256x256", "pairing.mixup=0.5")
+    result, out, _ = run(tmp_path, server, "generator.api_size=256x256")
     assert result.returncode == 0, result.stderr
     assert "7 new pairs" in result.stdout and "1 failed" in result.stdout
     [failure] = failures(out)
-    assert failure["stage"] == "mixup" and "generated image is 128x128" in failure["reason"]
+    assert failure["stage"] == "generate" and failure["request_id"] in server.issued_ids
+    assert failure["reason"] == "the API returned a 128x128 image for the 256x256 asked for"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import skimage.data
 
+from aigen.tracking import redact
 from conftest import compose_config, run_cli
 
 SECRET = "sk-test-SECRET"
@@ -154,3 +155,11 @@ def run_exit_code(run: Path) -> int:
     log = (run / "logs" / "debug.log").read_text()
     [code] = re.findall(r"got exitcode: (\d+)", log)[-1:]
     return int(code)
+
+
+def test_credentials_in_a_url_are_never_logged():
+    config = {"generator": {"base_url": "http://user:hunter2@127.0.0.1:8/v1?key=abc&x=1", "model": "m"}, "l": ["a@b"]}
+    assert redact(config) == {
+        "generator": {"base_url": "http://<redacted>@127.0.0.1:8/v1?key=<redacted>&x=1", "model": "m"},
+        "l": ["a@b"],
+    }

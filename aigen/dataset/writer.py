@@ -23,7 +23,7 @@ from aigen.dataset.layout import (
     paired_ids,
     read_rows,
 )
-from aigen.errors import UserError
+from aigen.errors import SkipImage, UserError
 from aigen.files import JsonlAppender, compact, repair_torn_tail, write_atomic
 from aigen.sources import SourceItem
 from aigen.workers import lower_priority
@@ -189,12 +189,11 @@ class PairWriter:
         if marker:
             marker.unlink()
 
-    def record_failure(self, item: SourceItem, stage: str, reason: str) -> None:
+    def record_failure(self, item: SourceItem, skip: SkipImage) -> None:
         """Record why a photo has no pair. A photo only fails when it was to be (re)made, so a pair still on disk
         under its id is a stale pair of the photo it replaced: it is removed, so that no pair of a photo that is
         no longer in the source stays in the dataset."""
         for path in pair_paths(self.dataset_dir, item.id):
             path.unlink(missing_ok=True)
-        self._failures.append(
-            {"id": item.id, "source": item.source, "source_sha256": item.sha256, "stage": stage, "reason": reason}
-        )
+        row = {"id": item.id, "source": item.source, "source_sha256": item.sha256}
+        self._failures.append(skip.details | row | {"stage": skip.stage, "reason": skip.reason})

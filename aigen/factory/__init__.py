@@ -44,6 +44,13 @@ def disk_full(dataset_dir: Path) -> UserError:
     return UserError(f"disk full while writing {dataset_dir}: free some space and rerun to resume")
 
 
+def say_generator_counts(generator: Generator) -> None:
+    """The generator's own counts (refusals, requests that may have been billed), however the run ends."""
+    for note, number in generator.stats().items():
+        if number:
+            print(f"{note.replace('_', ' ')}: {number}")
+
+
 def make_dataset(
     cfg: DictConfig,
     run_dir: Path | None = None,
@@ -91,6 +98,7 @@ def make_dataset(
     except BaseException as error:
         if loop_started:
             events.failed(error)
+            say_generator_counts(plan.generator)  # e.g. requests that timed out and may have been billed
         if isinstance(error, OSError) and error.errno == errno.ENOSPC:  # the loop or the writer's compaction
             raise disk_full(plan.dataset_dir) from None
         raise
@@ -111,13 +119,12 @@ def make_dataset(
     events.finished(Outcome(summary, loop, stop.signal_number, failure, gallery, run_details(plan, batcher)))
     preview = write_preview(plan.dataset_dir, gallery, run_dir) if run_dir else None
     if failure:
+        say_generator_counts(plan.generator)
         raise failure
     if stop.signal_number:
         print(interrupted_line(stop.signal_number))
     print(summary.line(finished=not stop.signal_number))
-    for note, number in plan.generator.stats().items():
-        if number:
-            print(f"{note.replace('_', ' ')}: {number}")
+    say_generator_counts(plan.generator)
     if preview:
         print(f"preview: {preview}")
     if stop.signal_number:

@@ -62,7 +62,7 @@ def write_batch(
     generator = batcher.generator
     for p in prepared:
         if p.skip:
-            writer.record_failure(p.item, p.skip.stage, p.skip.reason)
+            writer.record_failure(p.item, p.skip)
     ready = [p for p in prepared if not p.skip]
     seeds = [per_image_seed(seed, p.item.id) for p in ready]
     started = time.perf_counter()
@@ -82,7 +82,7 @@ def write_batch(
                 raise result
             image, pixels = ai_half(result.image, p.real, image_seed, processor.pairing.mixup, p.pixels)
         except SkipImage as skip:  # the generator's, or a generated image that cannot be paired
-            writer.record_failure(p.item, skip.stage, skip.reason)
+            writer.record_failure(p.item, skip)
             failed += 1
             continue
         row = {

@@ -21,7 +21,6 @@ a square `image_config`. The model, its output size, the instruction and the pri
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Mapping
@@ -33,7 +32,7 @@ from PIL import Image
 
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Variation
-from aigen.generators.paid_api import LedgerTransport, PaidAPI, encode_png
+from aigen.generators.paid_api import LedgerTransport, PaidAPI, encode_png, returned_image
 
 log = logging.getLogger(__name__)
 
@@ -245,12 +244,13 @@ class GeminiImage(PaidAPI):
             raise UserError(f"{where}: {message}")
 
     def variation(self, response: types.GenerateContentResponse) -> Variation | SkipImage:
-        """The last image of the answer (thought images excluded), or a recorded refusal with its reason."""
-        request = f"request {response.response_id}"
+        """The last image of the answer (thought images excluded), a recorded refusal with its reason (a blocked
+        prompt, or a finish reason that says why there is no image), or a recorded malformed answer."""
+        details = {"request_id": response.response_id}
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason is not None:
             detail = f": {feedback.block_reason_message}" if feedback.block_reason_message else ""
-            return self.refused(f"prompt blocked ({enum_name(feedback.block_reason)}{detail})", request)
+            return self.refused(f"prompt blocked ({enum_name(feedback.block_reason)}{detail})", details)
         candidate = response.candidates[0] if response.candidates else None
         parts = (candidate.content.parts or []) if candidate is not None and candidate.content is not None else []
         images = [
@@ -259,16 +259,16 @@ class GeminiImage(PaidAPI):
             if not part.thought and part.inline_data is not None and part.inline_data.data
         ]
         if not images:
-            finish = enum_name(candidate.finish_reason) if candidate is not None else None
-            reason = f"no image in the response (finish reason {finish}"
-            reason += f": {candidate.finish_message})" if candidate is not None and candidate.finish_message else ")"
             said = " ".join(part.text for part in parts if part.text and not part.thought)
-            return self.refused(reason + (f"; the model said: {said}" if said else ""), request)
-        try:
-            with Image.open(io.BytesIO(images[-1].data)) as returned:
-                image = returned.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as error:  # the SDK has decoded the base64
-            return SkipImage("generate", f"the returned image does not decode: {error} ({request})")
+            details |= {"model_said": self.safe(said)} if said else {}
+            if candidate is None or candidate.finish_reason is None:
+                return SkipImage("generate", "malformed answer: no candidate with an image or a finish reason", details)
+            reason = f"no image in the response (finish reason {enum_name(candidate.finish_reason)}"
+            reason += f": {candidate.finish_message})" if candidate.finish_message else ")"
+            return self.refused(reason, details)
+        image = returned_image(images[-1].data, self.side, details)  # the SDK has decoded the base64
+        if isinstance(image, SkipImage):
+            return image
         info = {
             "request_id": response.response_id,
             "model_version": response.model_version,
@@ -285,7 +285,7 @@ class GeminiImage(PaidAPI):
             }
         return Variation(image, info)
 
-    def refused(self, reason: str, request: str) -> SkipImage:
+    def refused(self, reason: str, details: dict) -> SkipImage:
         with self._count_lock:
             self._refusals += 1
-        return SkipImage("generate", f"refused: {self.safe(reason)} ({request})")
+        return SkipImage("generate", f"refused: {self.safe(reason)}", details)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import json
 import logging
 import re
@@ -32,12 +31,12 @@ from urllib.parse import urlsplit
 
 import httpx2
 import openai
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from aigen.errors import SkipImage, UserError
 from aigen.generators import paid_api
 from aigen.generators.base import Variation
-from aigen.generators.paid_api import LedgerTransport, PaidAPI, encode_png
+from aigen.generators.paid_api import LedgerTransport, PaidAPI, encode_png, returned_image
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +176,7 @@ class OpenAIImages(PaidAPI):
             self._connections.connected()
             self.check_fatal(error)
             failure = f"HTTP {error.status_code}: {one_line(error_message(error), self._secret)}"
-            if error.request_id:
-                failure += f" (request {error.request_id})"
-            return SkipImage("generate", failure + self.attempts_note())
+            return SkipImage("generate", failure + self.attempts_note(), {"request_id": error.request_id})
         except openai.APITimeoutError:
             self._connections.connected()
             return SkipImage("generate", f"timed out after {self.timeout} s{self.attempts_note()}")
@@ -220,12 +217,14 @@ class OpenAIImages(PaidAPI):
         data = response.data or []
         encoded = data[0].b64_json if data else None
         if not encoded:
-            return SkipImage("generate", f"the response held no b64_json image (request {request_id})")
+            return SkipImage("generate", "the response held no b64_json image", {"request_id": request_id})
         try:
-            with Image.open(io.BytesIO(base64.b64decode(encoded, validate=True))) as returned:
-                image = returned.convert("RGB")
-        except (binascii.Error, ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
-            return SkipImage("generate", f"the returned image does not decode: {error} (request {request_id})")
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as error:
+            return SkipImage("generate", f"the returned image is not base64: {error}", {"request_id": request_id})
+        image = returned_image(data, self.side, {"request_id": request_id})
+        if isinstance(image, SkipImage):
+            return image
         info = {"request_id": request_id, "returned_size": f"{image.width}x{image.height}", "retries": retries}
         if timed_out:
             info["possibly_billed_timeouts"] = timed_out
@@ -319,10 +318,12 @@ class GPTImageEdit(OpenAIImages):
         return [*super().dir_tags(), *optional, self.output_format or "png", prompt]
 
     def price_path(self) -> list[str]:
-        return [self.model, self.api_size, str(self.quality)]
+        """`auto` and not sent (null) let the server choose, so they are priced as the most it may choose: high."""
+        return [self.model, self.api_size, "high" if self.quality in (None, "auto") else str(self.quality)]
 
     def settings_line(self) -> str:
-        return f"{self.model} at {self.api_size}, quality {self.quality}"
+        quality = f"{self.quality or 'not sent'} (priced as high)" if self.quality in (None, "auto") else self.quality
+        return f"{self.model} at {self.api_size}, quality {quality}"
 
     def send(self, png: bytes):
         optional = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import re
 import threading
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from aigen.checks import whole_number
 from aigen.errors import RunStopped, SkipImage, UserError
@@ -130,6 +131,23 @@ def encode_png(image: Image.Image, side: int, max_bytes: int) -> bytes:
         side = max(64, int(side * 0.85))
 
 
+def returned_image(data: bytes, side: int, details: dict) -> Image.Image | SkipImage:
+    """The API's image as RGB, or a recorded skip: bytes that do not decode (the reason without Pillow's file
+    object, so that alike failures share one reason), or a size other than the `side` x `side` asked for (its
+    original half went through `side`: cropping the AI half to a square of another side would pair unlike paths)."""
+    try:
+        with Image.open(io.BytesIO(data)) as returned:
+            image = returned.convert("RGB")
+    except UnidentifiedImageError:
+        return SkipImage("generate", "the returned image does not decode: not an image file", details)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return SkipImage("generate", f"the returned image does not decode: {error}", details)
+    if image.size != (side, side):
+        reason = f"the API returned a {image.width}x{image.height} image for the {side}x{side} asked for"
+        return SkipImage("generate", reason, details)
+    return image
+
+
 def plain(value: object) -> object:
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
 
@@ -192,7 +210,8 @@ class PaidAPI(Generator):
         for option, value, low in (("concurrency", self.concurrency, 1), ("max_retries", self.max_retries, 0)):
             whole_number(f"generator.{option}", value, low)
         for option, value in (("timeout", self.timeout), ("max_cost", self.max_cost)):
-            if not isinstance(value, (int, float)) or value < 0 or (option == "timeout" and value == 0):
+            # `not value >= 0` is also true of nan, which every comparison with a cost would let through
+            if not isinstance(value, (int, float)) or not value >= 0 or (option == "timeout" and value == 0):
                 raise UserError(f"generator.{option}={value!r} must be a positive number")
 
     def default_batch_size(self) -> int:
@@ -222,7 +241,7 @@ class PaidAPI(Generator):
                         f"{self.name}.yaml): add one (USD per image) or set generator.price=<USD per image>"
                     )
                 node = node[key]
-        if isinstance(node, bool) or not isinstance(node, (int, float)) or node < 0:
+        if isinstance(node, bool) or not isinstance(node, (int, float)) or not 0 <= node < math.inf:
             raise UserError(f"{where} = {node!r} is not a price (USD per image, a number 0 or more)")
         return float(node)
 
