@@ -110,23 +110,20 @@ def done_rows(dataset_dir: Path) -> dict[str, dict]:
 
 
 def rows_with_files(dataset_dir: Path, rows: dict[str, dict]) -> dict[str, dict]:
-    """The rows whose two image files, at the paths the rows name (a dir made by hand may name others than
-    `<half>/<id>.jpg`), are files on disk: from one listing per folder, as paired_ids."""
-    listings: dict[str, set[str]] = {}
+    """The rows whose two image files, at the paths the rows name, are files on disk: from one listing of each half's
+    folder, as paired_ids; a path elsewhere (a dir made by hand with its own layout) is looked up on its own."""
+    listed = set()
+    for half in HALVES:
+        try:
+            with os.scandir(dataset_dir / half) as entries:
+                listed.update(f"{half}/{entry.name}" for entry in entries if entry.is_file())
+        except FileNotFoundError:
+            pass
 
     def on_disk(relative: object) -> bool:
-        if not isinstance(relative, str):
-            return False
-        folder, _, name = relative.rpartition("/")
-        if folder not in listings:
-            try:
-                with os.scandir(dataset_dir / folder) as entries:
-                    listings[folder] = {entry.name for entry in entries if entry.is_file()}
-            except (FileNotFoundError, NotADirectoryError):
-                listings[folder] = set()
-        return name in listings[folder]
+        return isinstance(relative, str) and (relative in listed or (dataset_dir / relative).is_file())
 
-    return {key: row for key, row in rows.items() if all(on_disk(row.get(half)) for half in HALVES)}
+    return {key: row for key, row in rows.items() if on_disk(row.get(ORIGINAL)) and on_disk(row.get(AI))}
 
 
 def is_dataset_dir(path: Path) -> bool:
