@@ -91,9 +91,11 @@ def test_a_flagged_cue_says_what_a_detector_would_learn():
     hf = result.cues[0]
     assert hf.flagged and hf.direction == "blurrier"
     assert hf.sentence() == (
-        f"the AI half is blurrier in 95% of pairs (p={hf.p_value:.2g}): a detector can learn resampling instead of "
-        "generation"
+        f"the AI half is blurrier in 95% of pairs (p={hf.p_value:.2g}): a detector can learn this dataset's "
+        "processing instead of generation"
     )
+    # the other cues are tied in every pair: their 50% is no share of pairs, and the sentence says so
+    assert result.cues[1].sentence() == "the AI half is blockier in 50% of pairs (20 of 20 identical, counted half)"
     assert hf.p_value == pytest.approx(2 * 21 / 2**20)  # one of 20 pairs the other way: a two-sided sign test
     assert [r.flagged for r in result.cues[1:]] == [False] * 4
 
@@ -163,7 +165,7 @@ def test_the_audit_of_a_control_dataset_names_the_processing_a_detector_would_le
     dataset = make_dataset(tmp_path / "control")
     (dataset / "dataset.json").write_text(json.dumps({"content": {"generator": "identity"}}))
     result = audit.audit_dataset(dataset)
-    assert result.control and "a detector can learn resampling instead of generation" in result.flags()[0]
+    assert result.control and "can learn this dataset's processing instead of generation" in result.flags()[0]
 
 
 def test_the_audit_logs_to_wandb(tmp_path):

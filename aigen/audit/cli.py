@@ -66,9 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--probe-steps needs --probe")
     result, paths = run(args.dataset_dir, args.out, args.logger, args.project, args.probe, args.probe_steps)
     for r in result.cues:
-        print(
-            f"{r.cue.name:>11}: AI > original in {r.share:.0%} of {result.pairs} pairs{' FLAGGED' if r.flagged else ''}"
-        )
+        flag = " FLAGGED" if r.flagged else ""
+        print(f"{r.cue.name:>11}: AI > original in {r.share:.0%} of {result.pairs} pairs{r.ties_note}{flag}")
     print(f"{'classifier':>11}: {result.accuracy_sentence()}")
     if result.probe:
         print(f"{'probe':>11}: {result.probe.sentence(result.control)}")

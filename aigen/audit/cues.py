@@ -38,16 +38,15 @@ class Cue:
     label: str
     more: str  # the AI half "is ..." when it has more of the cue
     less: str
-    shortcut: str  # what a detector would learn from it
     log_ratio: bool  # per-pair difference as log(AI / original) (scale-free cues) instead of AI - original
 
 
 CUES = (
-    Cue("hf_energy", "high-frequency energy", "sharper", "blurrier", "resampling", True),
-    Cue("blockiness", "8x8 blockiness", "blockier", "less blocky", "JPEG compression history", False),
-    Cue("file_size", "file size", "larger as a file", "smaller as a file", "file size", True),
-    Cue("brightness", "mean brightness", "brighter", "darker", "brightness", False),
-    Cue("saturation", "mean saturation", "more saturated", "less saturated", "colour saturation", False),
+    Cue("hf_energy", "high-frequency energy", "sharper", "blurrier", True),
+    Cue("blockiness", "8x8 blockiness", "blockier", "less blocky", False),
+    Cue("file_size", "file size", "larger as a file", "smaller as a file", True),
+    Cue("brightness", "mean brightness", "brighter", "darker", False),
+    Cue("saturation", "mean saturation", "more saturated", "less saturated", False),
 )
 CUE_NAMES = tuple(cue.name for cue in CUES)
 CSV_COLUMNS = ["cue", "share_ai_greater", "direction", "direction_share", "median_difference", "flagged", "sentence"]
@@ -164,6 +163,12 @@ class CueResult:
     differences: np.ndarray
 
     @property
+    def ties_note(self) -> str:
+        """How many pairs are tied (identical values), which the share counts half: a share says nothing of them."""
+        ties = int(np.sum(self.differences == 0))
+        return f" ({ties} of {len(self.differences)} identical, counted half)" if ties else ""
+
+    @property
     def flagged(self) -> bool:
         return flagged(self.share, self.p_value)
 
@@ -178,16 +183,16 @@ class CueResult:
     def sentence(self, control: bool = True) -> str:
         """What the share says. Only a control's pairs differ by processing alone: on a generator's dataset a
         flagged cue may be generation itself, and the matching control says which."""
-        text = f"the AI half is {self.direction} in {self.direction_share:.0%} of pairs"
+        text = f"the AI half is {self.direction} in {self.direction_share:.0%} of pairs{self.ties_note}"
         if not self.flagged:
             return text
         text += f" (p={self.p_value:.2g})"
-        if control:
-            return f"{text}: a detector can learn {self.cue.shortcut} instead of generation"
+        if control:  # which step of the processing made it, the control's own path says (docs/bias-and-controls.md)
+            return f"{text}: a detector can learn this dataset's processing instead of generation"
         return (
             f"the halves differ in {self.cue.label}: {text}; this may be generation itself, and only the matching "
             "control (generator=identity, native_twin or lossless_twin with the same size, gen_size and pairing) "
-            f"shows whether the factory's processing ({self.cue.shortcut}) causes it"
+            "shows whether the factory's processing causes it"
         )
 
 
