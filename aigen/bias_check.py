@@ -39,8 +39,8 @@ from hydra import compose, initialize_config_dir
 
 from aigen.audit import AuditResult, audit_dataset
 from aigen.audit.cues import FAIR_BAND, CueResult
-from aigen.cli import one_line_errors
-from aigen.corpus import CAMERAS, build_scene_corpus
+from aigen.cli import check_out_folder, one_line_errors
+from aigen.corpus import CAMERAS, DEFAULT_CAMERA, build_scene_corpus
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.tables import markdown_table
@@ -113,7 +113,7 @@ class Regime:
         """Within one gen_size's table: size, photo sides (x gen_size), photo format."""
         return f"size {self.size}, sides {self.sides[0]:g}-{self.sides[1]:g}x, {'JPEG' if self.jpeg else 'PNG'}"
 
-    def corpus(self, folder: Path, count: int, camera: str = "lanczos") -> None:
+    def corpus(self, folder: Path, count: int, camera: str = DEFAULT_CAMERA) -> None:
         """This regime's scene corpus, the same whichever regimes a run selects (seeded by its place in REGIMES);
         photos below `size` are never drawn (the loader would skip them: counted as impossible instead)."""
         lowest = max(self.photo_sides[0], self.size)
@@ -171,6 +171,7 @@ def sweep(regimes: list[Regime], count: int, work: Path) -> tuple[list[Measured]
 class CameraMeasured:
     regime: Regime
     camera: str
+    run: ControlRun
     result: AuditResult
 
 
@@ -185,14 +186,14 @@ def camera_sweep(
     for regime in (regime for regime in regimes if regime.possible and not regime.jpeg):
         run = ControlRun("native_twin", gen_size=regime.gen_size, size=regime.size)
         for camera in cameras:
-            if camera == "lanczos" and (regime, run) in done:
-                measured.append(CameraMeasured(regime, camera, done[regime, run]))
+            if camera == DEFAULT_CAMERA and (regime, run) in done:
+                measured.append(CameraMeasured(regime, camera, run, done[regime, run]))
                 continue
             camera_dir = work / f"regime{REGIMES.index(regime)}-{camera}"
             regime.corpus(camera_dir / "corpus", count, camera)
             result = control_audit(run, camera_dir / "corpus", camera_dir / "native_twin", photos="photos")
             shutil.rmtree(camera_dir)
-            measured.append(CameraMeasured(regime, camera, result))
+            measured.append(CameraMeasured(regime, camera, run, result))
         print(f"measured cameras at gen_size {regime.gen_size}, {regime.label}", flush=True)
     return measured
 
@@ -248,27 +249,32 @@ def regime_table(measured: list[Measured], impossible: list[Regime], gen_size: i
     return markdown_table(header, rows)
 
 
-def write_csv(measured: list[Measured], path: Path) -> None:
-    """Every cue's share and the classifier, one row per run."""
+def write_csv(measured: list[Measured], cameras: list[CameraMeasured], path: Path) -> None:
+    """Every cue's share and the classifier (empty when too few pairs to train it), one row per run: the sweep's
+    (photos made with the corpus' Lanczos) and the other cameras' native_twin runs with the default processing."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    runs = [(m.regime, DEFAULT_CAMERA, m.run, m.result) for m in measured]
+    runs += [(c.regime, c.camera, c.run, c.result) for c in cameras if c.camera != DEFAULT_CAMERA]
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        cue_names = [cue.cue.name for cue in measured[0].result.cues]
+        cue_names = [cue.cue.name for cue in runs[0][3].cues]
         medians = [f"{name}_median_difference" for name in cue_names]
-        header = ["regime", "control", "geometry", "jpeg_history", "pairs", *cue_names, *medians]
+        header = ["regime", "camera", "control", "geometry", "jpeg_history", "pairs", *cue_names, *medians]
         writer.writerow([*header, "classifier", "holds"])
-        for m in measured:
-            shares = [round(cue.share, 4) for cue in m.result.cues]
-            shares += [float(f"{cue.median_difference:.4g}") for cue in m.result.cues]
+        for regime, camera, run, result in runs:
+            shares = [round(cue.share, 4) for cue in result.cues]
+            shares += [float(f"{cue.median_difference:.4g}") for cue in result.cues]
             row = [
-                f"gen_size {m.regime.gen_size}, {m.regime.label}",
-                m.run.generator,
-                m.run.geometry,
-                m.run.jpeg_history,
-                m.result.pairs,
+                f"gen_size {regime.gen_size}, {regime.label}",
+                camera,
+                run.generator,
+                run.geometry,
+                run.jpeg_history,
+                result.pairs,
                 *shares,
             ]
-            writer.writerow([*row, round(m.result.accuracy or 0.5, 4), holds(m.result)])
+            classifier = "" if result.accuracy is None else round(result.accuracy, 4)
+            writer.writerow([*row, classifier, holds(result)])
 
 
 @one_line_errors
@@ -286,12 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 1:
         raise UserError(f"--count {args.count}: each regime needs at least 1 photo")
+    check_out_folder(args.out)  # before a sweep of minutes to hours
     gen_sizes = args.gen_size or [256, 512]
     regimes = [regime for regime in REGIMES if regime.gen_size in gen_sizes]
     with tempfile.TemporaryDirectory(prefix="aigen-bias-") as folder:  # each regime's GBs removed once audited
         measured, impossible = sweep(regimes, args.count, Path(folder))
         cameras = camera_sweep(regimes, args.cameras, args.count, Path(folder), measured) if args.cameras else []
-    write_csv(measured, args.out / "bias_check.csv")
+    write_csv(measured, cameras, args.out / "bias_check.csv")
     print(f"{args.count} photos per regime; OK: every cue within 40-60% and classifier <= 55%; else the worst cue")
     for gen_size in gen_sizes:
         print(f"\ngen_size {gen_size}:\n{regime_table(measured, impossible, gen_size)}")

@@ -50,6 +50,17 @@ def add_audit_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_out_folder(out: Path) -> None:
+    """`--out` is a folder or does not exist yet, and does not lie under a file: said in one line before the work,
+    which can take minutes, instead of a traceback after it."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "exists and is not a directory" if folder == out else f"is under {folder}, which is a file"
+                raise UserError(f"--out {out} {where}")
+            return
+
+
 def one_line_errors(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
     """A tool's `main(argv) -> exit code` whose UserError ends as one `error:` line and exit code 2."""
 

@@ -51,6 +51,7 @@ CAMERAS = {
     "bilinear": Image.Resampling.BILINEAR,
     "box": Image.Resampling.BOX,
 }
+DEFAULT_CAMERA = "lanczos"  # the camera of a scene corpus unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def build_scene_corpus(
     jpeg: bool = False,
     seed: int = 0,
     scene_side: int = 0,
-    camera: str = "lanczos",
+    camera: str = DEFAULT_CAMERA,
 ) -> list[SceneItem]:
     """`count` square scenes as `folder/twins/<id>.png` and their photos as `folder/photos/<id>.png|jpg` (with
     `jpeg`, the photo before compression as `folder/lossless/<id>.png`).

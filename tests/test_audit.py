@@ -14,6 +14,7 @@ import skimage.data
 from PIL import Image, ImageFilter
 
 from aigen import audit
+from aigen.audit.report import markdown_report, summary_json
 from aigen.bias_check import ControlRun, control_audit
 from aigen.corpus import build_corpus
 from aigen.errors import SkipImage, UserError
@@ -325,3 +326,12 @@ def test_the_audit_cli_on_a_generated_dataset(tiny_cfg, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert {"audit.md", "audit.csv", "audit.json", "audit.png"} <= {p.name for p in (tmp_path / "report").iterdir()}
+
+
+def test_few_pairs_report_the_folds_used_and_upscaled_pairs_get_a_csv_row():
+    original, ai = np.ones((3, len(audit.CUES))), np.full((3, len(audit.CUES)), 2.0)
+    result = dataclasses.replace(audit.audit_values("d", ["a", "b", "c"], original, ai), upscaled=1)
+    assert summary_json(result)["classifier"]["folds"] == 3  # one per pair: GroupKFold cannot make 5 of 3
+    assert "3 folds split by pair" in markdown_report(result)
+    [row] = [row for row in result.rows() if row[0] == "upscaled"]
+    assert row[3] == round(1 / 3, 4) and row[5] is True and "smaller than size" in row[6]

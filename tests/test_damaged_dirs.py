@@ -134,9 +134,10 @@ def test_the_current_directory_is_never_the_folder_a_tool_replaces(whole, tmp_pa
     assert here.is_dir() and not any(here.iterdir()) and sorted(p.name for p in tmp_path.iterdir()) == ["here"]
 
 
-def test_an_audit_out_that_is_a_file_is_refused_before_any_work(whole, tmp_path, capsys):
+@pytest.mark.parametrize(("below", "fragment"), [("", "exists and is not a directory"), ("sub", "which is a file")])
+def test_an_audit_out_that_is_or_is_under_a_file_is_refused_before_any_work(whole, tmp_path, capsys, below, fragment):
     file = tmp_path / "notes.txt"
     file.write_text("mine")
-    assert audit_main([str(whole), "--out", str(file)]) == 2
-    one_line(capsys, "exists and is not a directory")
+    assert audit_main([str(whole), "--out", str(file / below if below else file)]) == 2
+    one_line(capsys, fragment)
     assert file.read_text() == "mine"

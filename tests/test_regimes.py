@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from aigen import audit
 from aigen.audit.cues import CUES, AuditResult, CueResult
 from aigen.bias_check import (
     REGIMES,
+    CameraMeasured,
     ControlRun,
     Measured,
     Regime,
@@ -23,6 +26,7 @@ from aigen.bias_check import (
     holds,
     regime_table,
     sweep,
+    write_csv,
 )
 from aigen.bias_check import main as bias_check_main
 from aigen.corpus import build_scene_corpus
@@ -73,6 +77,27 @@ def test_a_twin_smaller_than_the_photo_is_a_recorded_skip(tmp_path):
         control.prepare(square)
     with pytest.raises(UserError, match="generator=native_twin needs generator.twins"):
         NativeTwin(None, str(tmp_path))
+
+
+def test_a_twin_is_never_the_photo_itself(scenes, tmp_path):
+    """generator.twins set to the photos' own folder paired each PNG with itself: the control became identity."""
+    folder, _ = scenes
+    cfg = compose_config(
+        "source=folder", f"source.root={folder / 'photos'}", "generator=native_twin",
+        f"generator.twins={folder / 'photos'}", "generator.gen_size=256", "size=256", "logger=none",
+        f"dataset_dir={tmp_path / 'out'}",
+    )  # fmt: skip
+    with pytest.raises(UserError, match="not the twin itself"):
+        make_dataset(cfg)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "twins").mkdir()
+    Image.effect_noise((300, 300), 40).convert("RGB").save(tmp_path / "photos" / "a.png")
+    shutil.copy(tmp_path / "photos" / "a.png", tmp_path / "twins" / "a.png")  # a copy: no larger scene
+    control = NativeTwin(str(tmp_path / "twins"), str(tmp_path / "photos"), gen_size=256)
+    control.load()
+    with pytest.raises(SkipImage, match="is \\(300, 300\\)"):
+        control.prepare(ImageLoader(min_side=1, draft=False)(tmp_path / "photos" / "a.png").condition_square())
 
 
 def test_the_native_render_control_sees_the_resampling_cue_identity_cannot(scenes, tmp_path):
@@ -199,6 +224,29 @@ def test_the_sweep_measures_each_control_and_processing_and_frees_each_regime(tm
     ]
     assert all(m.result.pairs == 4 for m in measured) and impossible == [Regime(256, 256, (0.5, 1.0), False)]
     assert not any(tmp_path.iterdir())  # the corpus and the datasets of a regime go once it is audited
+
+
+def test_the_csv_holds_every_run_the_cameras_too_and_no_made_up_classifier(tmp_path):
+    regime = Regime(256, 128, (1.0, 2.0), False)
+    run = ControlRun("native_twin", gen_size=256, size=128)
+    measured = [Measured(regime, run, result_with([0.5] * 5, accuracy=None))]  # too few pairs to train it
+    box = result_with([0.9, 0.5, 0.5, 0.5, 0.5])
+    cameras = [CameraMeasured(regime, "lanczos", run, measured[0].result), CameraMeasured(regime, "box", run, box)]
+    write_csv(measured, cameras, tmp_path / "bias_check.csv")
+    with open(tmp_path / "bias_check.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["camera"], row["control"], row["geometry"]) for row in rows] == [
+        ("lanczos", "native_twin", "symmetric"),  # the sweep's own run, once
+        ("box", "native_twin", "symmetric"),
+    ]
+    assert rows[0]["classifier"] == "" and rows[1]["classifier"] == "0.5" and rows[1]["hf_energy"] == "0.9"
+
+
+def test_an_out_under_a_file_is_one_line_before_the_sweep(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    out = tmp_path / "file" / "sub"
+    assert bias_check_main(["--count", "1", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: --out {out} is under {tmp_path / 'file'}, which is a file\n"
 
 
 def test_a_bad_count_is_one_line(capsys):

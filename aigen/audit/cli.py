@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aigen.audit.cues import AuditResult, audit_dataset
 from aigen.audit.report import log_to_wandb, write_report
-from aigen.cli import add_wandb_options, one_line_errors
+from aigen.cli import add_wandb_options, check_out_folder, one_line_errors
 from aigen.errors import UserError
 
 
@@ -19,11 +19,10 @@ def default_out_dir(dataset_name: str) -> Path:
 
 
 def check_out_dir(out_dir: Path, dataset_dir: Path) -> None:
-    """Refuse an output dir inside the dataset dir (it must stay a clean imagefolder) or one that is a file."""
+    """Refuse an output dir inside the dataset dir (it must stay a clean imagefolder), or one that is (under) a file."""
     if out_dir.resolve().is_relative_to(dataset_dir.resolve()):
         raise UserError(f"--out {out_dir} is inside the dataset dir; write the audit elsewhere")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} exists and is not a directory")
+    check_out_folder(out_dir)
 
 
 def run(

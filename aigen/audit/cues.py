@@ -221,6 +221,11 @@ class AuditResult:
         text = f"a classifier on these cues alone tells the halves apart in {self.accuracy:.0%} of held-out images"
         return f"{text}: the cues above are learnable" if self.accuracy_flagged else text
 
+    @property
+    def folds(self) -> int:
+        """The cue classifier's folds: FOLDS, or one per pair when there are fewer (classifier_accuracy)."""
+        return min(FOLDS, self.pairs)
+
     def upscaled_sentence(self) -> str:
         return (
             f"{self.upscaled / self.pairs:.0%} of pairs ({self.upscaled}) come from photos smaller than size, "
@@ -252,6 +257,9 @@ class AuditResult:
         rows.append(
             ["classifier", "", "held-out accuracy", accuracy, "", self.accuracy_flagged, self.accuracy_sentence()]
         )
+        if self.upscaled:
+            share = round(self.upscaled / self.pairs, 4)
+            rows.append(["upscaled", "", "share of pairs", share, "", True, self.upscaled_sentence()])
         if self.probe:
             probe = self.probe
             sentence = probe.sentence(self.control)

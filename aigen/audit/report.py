@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from aigen.audit.cues import ALPHA, CSV_COLUMNS, FAIR_BAND, FOLDS, AuditResult, CueResult
+from aigen.audit.cues import ALPHA, CSV_COLUMNS, FAIR_BAND, AuditResult, CueResult
 from aigen.tables import markdown_table
 
 FLAG_RULE = (
@@ -98,7 +98,7 @@ def markdown_report(result: AuditResult) -> str:
         "",
         markdown_table(header, table),
         "",
-        f"Cue classifier (logistic regression on one image's cues, {FOLDS} folds split by pair): "
+        f"Cue classifier (logistic regression on one image's cues, {result.folds} folds split by pair): "
         + result.accuracy_sentence()
         + ".",
         "",
@@ -131,7 +131,7 @@ def summary_json(result: AuditResult) -> dict:
             }
             for r in result.cues
         },
-        "classifier": {"accuracy": result.accuracy, "flagged": result.accuracy_flagged, "folds": FOLDS},
+        "classifier": {"accuracy": result.accuracy, "flagged": result.accuracy_flagged, "folds": result.folds},
         "upscaled": {"pairs": result.upscaled, "share": result.upscaled / result.pairs if result.pairs else 0.0},
         "probe": result.probe.summary(result.control) if result.probe else None,
         "flags": result.flags(),

@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from aigen.audit.cli import default_out_dir
-from aigen.cli import add_audit_option, add_split_options, one_line_errors
+from aigen.cli import add_audit_option, add_split_options, check_out_folder, one_line_errors
 from aigen.dataset import DatasetDir
 from aigen.dataset.record import unfinished_note
 from aigen.errors import UserError
@@ -86,8 +86,7 @@ def check_out_dir(
             raise UserError(f"--out {out} is inside the dataset dir {dataset.path}; write the {what} elsewhere")
         if dataset.path.is_relative_to(resolved):
             raise UserError(f"--out {out} contains the dataset dir {dataset.path}; write the {what} elsewhere")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
+    check_out_folder(out)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"--out {out} is not empty; pass --overwrite to replace a previous {what}")

@@ -121,7 +121,8 @@ def decoded_square(path: Path) -> Image.Image:
 def twin_pairs(
     source_root: Path, twins_root: Path, source_extensions: tuple[str, ...] = JPEG_EXTENSIONS
 ) -> list[tuple[Path, Path]]:
-    """(source photo, twin) for every twin whose relative path, with one of `source_extensions`, is a source file."""
+    """(source photo, twin) for every twin whose relative path, with one of `source_extensions`, is another source
+    file (never the twin itself: `generator.twins` set to the source folder would make the control identity)."""
     pairs = []
     for twin in sorted(twins_root.rglob("*")):
         if twin.suffix.lower() not in LOSSLESS_EXTENSIONS:
@@ -129,7 +130,7 @@ def twin_pairs(
         relative = twin.relative_to(twins_root).with_suffix("")
         for extension in source_extensions + tuple(extension.upper() for extension in source_extensions):
             source = source_root / relative.with_suffix(extension)
-            if source.is_file():
+            if source.is_file() and not source.samefile(twin):
                 pairs.append((source, twin))
                 break
     return pairs
@@ -171,7 +172,8 @@ class LosslessTwin(Identity):
         if not pairs:
             raise UserError(
                 f"no {self.kind} twin ({', '.join(LOSSLESS_EXTENSIONS)}) in {self.twins_root} has a photo of the "
-                f"same relative path ({', '.join(self.source_extensions)}) under {self.source_root}"
+                f"same relative path ({', '.join(self.source_extensions)}; not the twin itself) under "
+                f"{self.source_root}"
             )
         for source, twin in pairs:
             try:
@@ -230,4 +232,4 @@ class NativeTwin(LosslessTwin):
 
     @staticmethod
     def fits(twin_side: int, photo_side: int) -> bool:
-        return twin_side >= photo_side  # the scene the photo is a smaller copy of
+        return twin_side > photo_side  # the scene the photo is a smaller copy of (of its own side: the photo itself)
