@@ -9,7 +9,7 @@ SYSTEM_PYTHON ?= python3
 .PHONY: help install lock demo test test-all lint clean
 
 help: ## Show the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 install: $(INSTALLED) ## Create .venv with aigen, its dev extra and exactly the versions in constraints.txt
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -12,7 +13,7 @@ from hydra.core.object_type import ObjectType
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from aigen.errors import UserError
@@ -70,6 +71,24 @@ def check_group_options(override: Override, options: list[str]) -> None:
             )
 
 
+COMMANDS = {"config": "python run.py", "detect": "python -m aigen.detect"}  # which command composes which config
+
+
+def default_groups(config_dir: str, config_name: str) -> set[str]:
+    """The config groups a primary config chooses in its defaults list (`source`, `generator`, ...)."""
+    defaults = OmegaConf.load(Path(config_dir) / f"{config_name}.yaml").get("defaults", [])
+    return {key for entry in defaults if isinstance(entry, DictConfig) for key in entry}
+
+
+def not_chosen(override: Override, config_dir: str, config_name: str) -> UserError:
+    """A group the config does not choose: the other command's (`model=` on run.py), or one added with `+`."""
+    group, line = override.key_or_group, override.input_line
+    for other, command in COMMANDS.items():
+        if other != config_name and group in default_groups(config_dir, other):
+            return UserError(f"`{line}`: {group} is a setting of {command}, not of {COMMANDS[config_name]}")
+    return UserError(f"`{line}`: no {group} is chosen by default; add one with `+{line}`")
+
+
 def check_overrides(config_dir: str, config_name: str, argv: list[str]) -> None:
     """Compose the config the command line asks for, as Hydra will; raise one UserError for an unknown group
     option, an unknown key (both with the closest valid one) or a value Hydra refuses."""
@@ -86,10 +105,16 @@ def check_overrides(config_dir: str, config_name: str, argv: list[str]) -> None:
         loader = GlobalHydra.instance().config_loader()
         groups = [g for g in loader.get_group_options("", results_filter=ObjectType.GROUP) if g != "hydra"]
         choices = [o for o in parsed if o.key_or_group in groups]
+        chosen = default_groups(config_dir, config_name)
         for override in choices:
             if not override.is_delete():
                 check_group_options(override, loader.get_group_options(override.key_or_group))
-        base = compose(config_name, overrides=[one_value(o) for o in choices])
+            if override.key_or_group not in chosen and not (override.is_add() or override.is_delete()):
+                raise not_chosen(override, config_dir, config_name)
+        try:
+            base = compose(config_name, overrides=[one_value(o) for o in choices])
+        except (HydraException, OmegaConfBaseException) as error:  # e.g. an experiment of the other command
+            raise UserError(first_line(error)) from None
         for override in parsed:
             key = override.key_or_group
             if key in groups or override.is_add() or override.is_delete():

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from aigen.cli import add_wandb_options, one_line_errors
-from aigen.dataset import DATASET_JSON, Shard, read_record
+from aigen.dataset import Shard, check_dataset_dir, read_record
 from aigen.dataset.record import count_records, shards_not_finished
 from aigen.errors import UserError
 from aigen.tracking import WandbTracker
@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset_dir", type=Path)
     add_wandb_options(parser, "wandb: log the complete dataset as a W&B artifact (when its sharded runs did not)")
     args = parser.parse_args(argv)
+    check_dataset_dir(args.dataset_dir)
     record = read_record(args.dataset_dir)
-    if record is None:
-        raise UserError(f"{args.dataset_dir / DATASET_JSON} does not exist (not an aigen dataset dir)")
     counts = count_records(args.dataset_dir)
     print(
         f"{args.dataset_dir}: {counted(counts['pairs'], 'pair')}, {counts['failed']} failed "

@@ -127,12 +127,13 @@ class WandbTracker:
     def progress(self, metrics: dict) -> None:
         self._run.log(metrics)
 
-    def finish(self, summary: dict, dataset_dir: Path, gallery: list[dict], failed: bool, log_dataset: bool) -> None:
+    def finish(self, summary: dict, dataset_dir: Path, gallery: list[dict], failed: bool, log_dataset: bool) -> bool:
         """The summary and gallery; the dataset artifact only when `log_dataset` (the dataset is complete: never
-        a partial version per shard)."""
+        a partial version per shard). Whether anything was logged: nothing is with W&B disabled."""
         import wandb
 
         run = self._run
+        logged = not run.disabled
         run.summary.update(summary)
         if gallery:
             columns = ["id", "original", "ai", "category", "seed", "guidance_scale", "steps", "generator"]
@@ -153,6 +154,7 @@ class WandbTracker:
             run.log_artifact(self._artifact(dataset_dir, summary))
         run.finish(exit_code=1 if failed else 0)
         self._run = None
+        return logged
 
     def log_dataset(self, config: dict, dataset_dir: Path, summary: dict, run_dir: Path) -> None:
         """A run of its own that logs a complete dataset's artifact (`python -m aigen.status DIR --log`)."""

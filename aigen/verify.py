@@ -18,7 +18,17 @@ from pathlib import Path
 from PIL import Image
 
 from aigen.cli import one_line_errors
-from aigen.dataset import AI, DATASET_JSON, FAILURES, MANIFEST, ORIGINAL, read_record, read_rows, record_files
+from aigen.dataset import (
+    AI,
+    DATASET_JSON,
+    FAILURES,
+    MANIFEST,
+    ORIGINAL,
+    check_dataset_dir,
+    read_record,
+    read_rows,
+    record_files,
+)
 from aigen.dataset.record import count_records
 from aigen.errors import UserError
 from aigen.files import read_jsonl
@@ -111,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset_dir", type=Path)
     parser.add_argument("--allow-incomplete", action="store_true", help="leftovers of a killed run do not fail")
     args = parser.parse_args(argv)
-    if not args.dataset_dir.is_dir():
-        raise UserError(f"{args.dataset_dir} is not a directory")
+    check_dataset_dir(args.dataset_dir)
     report = verify(args.dataset_dir)
     for line in report.corrupt:
         print(f"CORRUPT {line}")

@@ -141,3 +141,11 @@ def test_an_audit_out_that_is_or_is_under_a_file_is_refused_before_any_work(whol
     assert audit_main([str(whole), "--out", str(file / below if below else file)]) == 2
     one_line(capsys, fragment)
     assert file.read_text() == "mine"
+
+
+@pytest.mark.parametrize("tool", ["verify", "status", "audit", "export", "report"])
+def test_the_folder_above_a_dataset_dir_is_one_line_naming_it(whole, tmp_path, capsys, tool):
+    main = {"verify": verify_main, "status": status_main, **MAINS}[tool]
+    argv = [str(whole.parent)] + (["--out", str(tmp_path / "out")] if tool in MAINS else [])
+    assert main(argv) == 2
+    one_line(capsys, f"is not an aigen dataset dir (no dataset.json); it holds 1 dataset dir: {whole.name}")

@@ -73,6 +73,38 @@ def test_a_config_typo_names_the_closest_key(override, suggestion):
     assert "+generater" not in message and "To append" not in message
 
 
+@pytest.mark.parametrize(
+    ("config", "override", "message"),
+    [
+        (
+            "config",
+            "experiment=demo",
+            "`experiment=demo`: no experiment is chosen by default; add one with `+experiment=demo`",
+        ),
+        (
+            "config",
+            "model=resnet50",
+            "`model=resnet50`: model is a setting of python -m aigen.detect, not of python run.py",
+        ),
+        (
+            "detect",
+            "generator=sd",
+            "`generator=sd`: generator is a setting of python run.py, not of python -m aigen.detect",
+        ),
+        (
+            "detect",
+            "+experiment=demo",
+            "In 'experiment/demo': Could not override 'source'. No match in the defaults list.",
+        ),
+    ],
+)
+def test_a_group_the_command_does_not_choose_is_one_line(config, override, message):
+    """A forgotten `+`, or the other command's group (one conf/ serves both), was a Hydra traceback."""
+    with pytest.raises(UserError) as raised:
+        check_overrides(str(CONF), config, [override])
+    assert str(raised.value) == message
+
+
 def test_valid_overrides_and_sweeps_pass_the_check():
     check_overrides(str(CONF), "config", ["generator=sd_tiny,vae_tiny", "size=64", "+experiment=demo", "--cfg", "job"])
     check_overrides(str(CONF), "detect", ["task=matrix", "model=resnet_tiny", "logger=none", "output_dir=run"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import skimage.data
 
+from aigen.factory import make_dataset
 from aigen.tracking import redact
 from conftest import compose_config, run_cli
 
@@ -163,3 +164,10 @@ def test_credentials_in_a_url_are_never_logged():
         "generator": {"base_url": "http://<redacted>@127.0.0.1:8/v1?key=<redacted>&x=1", "model": "m"},
         "l": ["a@b"],
     }
+
+
+def test_a_disabled_wandb_run_says_nothing_was_logged(tmp_path, capsys):
+    cfg = compose_config("source=samples", "generator=identity", "generator.gen_size=64", "size=64", "limit=2",
+                         "logger=wandb", "logger.mode=disabled", f"dataset_dir={tmp_path / 'out'}")  # fmt: skip
+    make_dataset(cfg, run_dir=tmp_path / "run")
+    assert "dataset artifact" not in capsys.readouterr().out

@@ -1,5 +1,7 @@
-"""`python -m aigen.audit DATASET_DIR [--probe]`: measure a dataset dir's pairs and write the report beside it, never
-in it; `--probe` adds the CNN learnability probe (aigen.audit.probe, minutes on CPU)."""
+"""`python -m aigen.audit DATASET_DIR [--probe]`: the cues a detector could learn instead of generation.
+
+Measures a dataset dir's pairs and writes the report to --out (default ./outputs/audit-<dataset dir name>), never
+into the dataset dir; `--probe` adds the CNN learnability probe (aigen.audit.probe, minutes on CPU)."""
 
 from __future__ import annotations
 

@@ -168,14 +168,23 @@ class DatasetDir:
         return {"fingerprint": self.record.get("fingerprint"), "pair_ids_sha256": ids}
 
 
+def check_dataset_dir(path: Path) -> None:
+    """One line when `path` is no dataset dir, naming the dataset dirs inside it when it holds some (a tool given
+    `data/processed` instead of one of its dirs)."""
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory")
+    if not is_dataset_dir(path):
+        inside = sorted(child.name for child in path.iterdir() if child.is_dir() and is_dataset_dir(child))
+        more = ", ..." if len(inside) > 3 else ""
+        hint = f"; it holds {counted(len(inside), 'dataset dir')}: {', '.join(inside[:3])}{more}" if inside else ""
+        raise UserError(f"{path} is not an aigen dataset dir (no {DATASET_JSON}){hint}")
+
+
 def open_dataset(path: Path, need_pairs: bool = True) -> DatasetDir:
     """Recognise and read a dataset dir (by its dataset.json), or say in one line why it is not one, or not whole
     (a manifest row whose image files are gone: what reads the dir would count or show a pair that is not there)."""
-    if not path.is_dir():
-        raise UserError(f"{path} is not a directory")
+    check_dataset_dir(path)
     record = read_record(path)
-    if record is None:
-        raise UserError(f"{path} is not an aigen dataset dir (no {DATASET_JSON})")
     rows = read_rows(path, MANIFEST)
     if need_pairs and not rows:
         raise UserError(f"{path} has no pairs in its manifest yet")

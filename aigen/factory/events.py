@@ -229,8 +229,11 @@ class WandbRun(Observer):
             "images_per_second": outcome.summary.images_per_second,
         }
         interrupted = bool(outcome.signal_number)
-        self.tracker.finish(totals, self.dataset_dir, outcome.gallery, failed=interrupted, log_dataset=not waiting)
-        print(f"dataset artifact: waiting for shard(s) {waiting}" if waiting else "dataset artifact: logged")
+        logged = self.tracker.finish(
+            totals, self.dataset_dir, outcome.gallery, failed=interrupted, log_dataset=not waiting
+        )
+        if logged:
+            print(f"dataset artifact: waiting for shard(s) {waiting}" if waiting else "dataset artifact: logged")
 
 
 def interrupted_line(signal_number: int) -> str:
