@@ -29,14 +29,15 @@ def write_atomic(path: Path, data: bytes, tmp_tag: str = "") -> None:
 def read_jsonl(path: Path) -> Iterator[dict]:
     """Rows of one JSONL file; a torn last line (a run killed mid-write) is ignored, not fatal. Any other line that
     is not a row with an id was changed outside aigen: one line naming it, since no count made past it is exact."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.endswith("\n"):
+    with open(path, "rb") as handle:
+        for number, data in enumerate(handle, start=1):
+            if not data.endswith(b"\n"):
                 return
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{path} line {number} is not a JSON row ({error.msg}); mend or remove it") from None
+                row = json.loads(data.decode("utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
+                raise UserError(f"{path} line {number} is not a JSON row ({reason}); mend or remove it") from None
             if not isinstance(row, dict) or "id" not in row:
                 raise UserError(f"{path} line {number} is not a row with an id; mend or remove it")
             yield row

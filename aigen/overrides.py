@@ -72,6 +72,7 @@ def check_group_options(override: Override, options: list[str]) -> None:
 
 
 COMMANDS = {"config": "python run.py", "detect": "python -m aigen.detect"}  # which command composes which config
+ADDED_GROUPS = {"experiment": "config"}  # groups no defaults list chooses (added with +), by the config they serve
 
 
 def default_groups(config_dir: str, config_name: str) -> set[str]:
@@ -80,13 +81,25 @@ def default_groups(config_dir: str, config_name: str) -> set[str]:
     return {key for entry in defaults if isinstance(entry, DictConfig) for key in entry}
 
 
-def not_chosen(override: Override, config_dir: str, config_name: str) -> UserError:
-    """A group the config does not choose: the other command's (`model=` on run.py), or one added with `+`."""
+def group_owner(group: str, config_dir: str) -> str | None:
+    """The config a group belongs to: the one whose defaults list chooses it, or the one it is added to with `+`."""
+    chosen = [name for name in COMMANDS if group in default_groups(config_dir, name)]
+    return chosen[0] if chosen else ADDED_GROUPS.get(group)
+
+
+def wrong_group(override: Override, config_dir: str, config_name: str) -> UserError | None:
+    """A group of the other command (`model=` on run.py, `+experiment=` on aigen.detect), or one this config adds
+    with `+` given without it (`experiment=demo`); None when the override is right."""
     group, line = override.key_or_group, override.input_line
-    for other, command in COMMANDS.items():
-        if other != config_name and group in default_groups(config_dir, other):
-            return UserError(f"`{line}`: {group} is a setting of {command}, not of {COMMANDS[config_name]}")
-    return UserError(f"`{line}`: no {group} is chosen by default; add one with `+{line}`")
+    if group in default_groups(config_dir, config_name):
+        return None
+    owner = group_owner(group, config_dir)
+    if owner is not None and owner != config_name:
+        return UserError(f"`{line}`: {group} is a setting of {COMMANDS[owner]}, not of {COMMANDS[config_name]}")
+    if not (override.is_add() or override.is_delete()):
+        value = line.split("=", 1)[1]
+        return UserError(f"`{line}`: no {group} is chosen by default; add one with `+{group}={value}`")
+    return None
 
 
 def check_overrides(config_dir: str, config_name: str, argv: list[str]) -> None:
@@ -105,12 +118,12 @@ def check_overrides(config_dir: str, config_name: str, argv: list[str]) -> None:
         loader = GlobalHydra.instance().config_loader()
         groups = [g for g in loader.get_group_options("", results_filter=ObjectType.GROUP) if g != "hydra"]
         choices = [o for o in parsed if o.key_or_group in groups]
-        chosen = default_groups(config_dir, config_name)
         for override in choices:
             if not override.is_delete():
                 check_group_options(override, loader.get_group_options(override.key_or_group))
-            if override.key_or_group not in chosen and not (override.is_add() or override.is_delete()):
-                raise not_chosen(override, config_dir, config_name)
+            error = wrong_group(override, config_dir, config_name)
+            if error:
+                raise error
         try:
             base = compose(config_name, overrides=[one_value(o) for o in choices])
         except (HydraException, OmegaConfBaseException) as error:  # e.g. an experiment of the other command

@@ -6,7 +6,7 @@ import os
 
 from omegaconf import DictConfig, OmegaConf
 
-from aigen.checks import multiple_of_8, whole_number
+from aigen.checks import multiple_of_8, number, whole_number
 from aigen.dataset import Shard
 from aigen.errors import UserError
 
@@ -29,15 +29,17 @@ def check_guidance(cfg: DictConfig) -> None:
     """The top-level `guidance_scale` is the guidance of the generators that read it (`sd`: `${guidance_scale}`);
     set for one that does not, it would change nothing, and a sweep over it would make the same dataset again."""
     guidance = cfg.guidance_scale
-    if isinstance(guidance, bool) or not isinstance(guidance, int | float):
-        raise UserError(f"guidance_scale={guidance!r} must be a number")
-    cfg.guidance_scale = float(guidance)  # `guidance_scale=3` and 3.0 name the same dataset dir
+    cfg.guidance_scale = number("guidance_scale", guidance)  # `guidance_scale=3` and 3.0 name the same dataset dir
     generator = cfg.generator
     read = "guidance_scale" in generator and OmegaConf.is_interpolation(generator, "guidance_scale")
     if cfg.guidance_scale != DEFAULT_GUIDANCE and not read:
         name = generator.get("name")
-        own = "set generator.guidance_scale" if "guidance_scale" in generator else f"{name} has no guidance"
-        raise UserError(f"guidance_scale={guidance} is not read by generator={name} (only sd and its twin are); {own}")
+        if "guidance_scale" not in generator:
+            raise UserError(f"guidance_scale={guidance} is not read by generator={name}, which has no guidance")
+        raise UserError(
+            f"guidance_scale={guidance} is not read by generator={name}: its guidance is "
+            f"generator.guidance_scale={generator.guidance_scale}; set that one"
+        )
 
 
 def check_settings(cfg: DictConfig) -> Shard:

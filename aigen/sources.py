@@ -17,7 +17,7 @@ from typing import BinaryIO, Protocol
 from hydra.utils import to_absolute_path
 from PIL import Image
 
-from aigen.dataset import is_dataset_dir
+from aigen.dataset import AI, ORIGINAL, is_dataset_dir
 from aigen.errors import SkipImage, UserError
 from aigen.hash_cache import HashCache
 from aigen.words import counted
@@ -252,6 +252,12 @@ class Source:
         raise NotImplementedError
 
 
+def is_aigen_dataset(folder: Path) -> bool:
+    """A dataset dir aigen wrote (its dataset.json beside original/ and ai/): other collections ship a dataset.json
+    of their own, and their photos are photos."""
+    return is_dataset_dir(folder) and (folder / ORIGINAL).is_dir() and (folder / AI).is_dir()
+
+
 class FolderSource(Source):
     """Every photo below `root`, found recursively and recognised by content: files with a photo extension
     (case-insensitive) are taken, any other file is opened once to see whether Pillow can read it.
@@ -302,7 +308,7 @@ class FolderSource(Source):
                 dirnames.clear()
                 continue
             visited_dirs.add((stat.st_dev, stat.st_ino))
-            if is_dataset_dir(Path(folder)):
+            if folder != str(self.root) and is_aigen_dataset(Path(folder)):
                 self.ignored["aigen dataset dirs (dataset.json)"].add(f"{self._relative(Path(folder))}/")
                 dirnames.clear()
                 continue

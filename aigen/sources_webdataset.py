@@ -107,7 +107,7 @@ class WebDatasetSource(Source):
             self.ignored[UNREAD].add(f"{shard.path.name} ({error})")
         return [
             SourceItem(
-                id=key.replace("/", "_"),
+                id=key.removeprefix("./").replace("/", "_"),  # tar -C dir . packs ./000.jpg
                 path=shard.path,
                 source=f"{shard.path.name}/{key}",
                 category="",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aigen.cli import add_wandb_options, one_line_errors
 from aigen.dataset import Shard, check_dataset_dir, read_record
-from aigen.dataset.record import count_records, shards_not_finished
+from aigen.dataset.record import count_records, run_state, shards_not_finished
 from aigen.errors import UserError
 from aigen.tracking import WandbTracker
 from aigen.words import counted
@@ -31,9 +31,9 @@ def shard_is_running(dataset_dir: Path, index: int, count: int) -> bool:
         return False
 
 
-def run_state(dataset_dir: Path, run: dict) -> str:
+def run_line(dataset_dir: Path, run: dict) -> str:
     """finished / interrupted (Ctrl-C, SIGTERM) / running / killed (started, never finished, no process)."""
-    state = run.get("state") or ("interrupted" if run.get("interrupted") else "finished")
+    state = run_state(run)
     if state == "running" and not shard_is_running(dataset_dir, *run["shard"]):
         return f"killed (started {run['started']}, never finished; rerun to resume)"
     if state == "running":
@@ -63,16 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     counts = count_records(args.dataset_dir)
     print(
         f"{args.dataset_dir}: {counted(counts['pairs'], 'pair')}, {counts['failed']} failed "
-        f"(fingerprint {record['fingerprint']})"
+        f"(fingerprint {record.get('fingerprint')})"
     )
-    latest = last_runs_by_shard(record["runs"])
-    for (index, count), run in sorted(latest.items()):
-        print(f"  shard {index} of {count}: {run_state(args.dataset_dir, run)}")
-    shard_counts = {count for _, count in latest}
-    for count in sorted(shard_counts):
-        done = [i for i in range(count) if (i, count) in latest and latest[(i, count)].get("state") == "finished"]
-        missing = sorted(set(range(count)) - set(done))
-        print(f"  {len(done)} of {count} shards finished" + (f"; not yet: {missing}" if missing else ""))
+    runs = record.get("runs", [])
+    newest = runs[-1].get("selection") if runs else None
+    for (index, count), run in sorted(last_runs_by_shard(runs).items()):
+        earlier = " (of an earlier selection of photos)" if run.get("selection") != newest else ""
+        print(f"  shard {index} of {count}: {run_line(args.dataset_dir, run)}{earlier}")
+    if runs:  # the rule the export and the W&B artifact wait on (aigen.dataset.record)
+        count, waiting = record.get("shard_count", 1), shards_not_finished(record)
+        print(f"  {count - len(waiting)} of {count} shards finished" + (f"; not yet: {waiting}" if waiting else ""))
     if counts.get("without_files"):
         print(
             f"  {counted(counts['without_files'], 'manifest row')} without both image files (not counted as pairs): "

@@ -37,7 +37,7 @@ from aigen.words import counted
 
 @dataclass
 class Report:
-    pairs: int = 0
+    pairs: int | None = 0  # None: a record line does not parse, so nothing was counted
     failed: int = 0  # source photos recorded as failed (and not done later)
     corrupt: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
@@ -46,8 +46,9 @@ class Report:
         return not self.corrupt and (allow_incomplete or not self.incomplete)
 
 
-def check_image(path: Path, size: int) -> str | None:
-    """None when the file is a whole RGB JPEG of size x size, else what is wrong."""
+def check_image(path: Path, size: int | None) -> str | None:
+    """None when the file is a whole RGB JPEG of size x size (any size when its row names none), else what is
+    wrong."""
     if not path.is_file():
         return "missing"
     try:
@@ -55,7 +56,7 @@ def check_image(path: Path, size: int) -> str | None:
             image.load()
             if image.format != "JPEG" or image.mode != "RGB":
                 return f"{image.format} {image.mode}, expected an RGB JPEG"
-            if image.size != (size, size):
+            if size is not None and image.size != (size, size):
                 return f"{image.size[0]}x{image.size[1]}, expected {size}x{size}"
     except OSError as error:
         return f"does not decode ({error})"
@@ -96,13 +97,14 @@ def verify(dataset_dir: Path) -> Report:
         report.failed = count_records(dataset_dir)["failed"]
     except UserError as error:  # a record line changed outside aigen: nothing counted past it would be exact
         report.corrupt.append(str(error))
+        report.pairs = None
         return report
     report.pairs = len(rows)
     recorded: set[str] = set()
     for image_id, row in sorted(rows.items()):
         for folder in (ORIGINAL, AI):
             recorded.add(row[folder])
-            problem = check_image(dataset_dir / row[folder], row["size"])
+            problem = check_image(dataset_dir / row[folder], row.get("size"))
             if problem:
                 report.corrupt.append(f"{row[folder]} (pair {image_id}): {problem}")
     for folder in (ORIGINAL, AI):
@@ -127,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CORRUPT {line}")
     for line in report.incomplete:
         print(f"INCOMPLETE {line}")
-    print(
-        f"{args.dataset_dir}: {counted(report.pairs, 'pair')}, {len(report.corrupt)} corrupt, "
-        f"{len(report.incomplete)} incomplete, {report.failed} source photos recorded as failed"
-    )
+    problems = f"{len(report.corrupt)} corrupt, {len(report.incomplete)} incomplete"
+    if report.pairs is None:
+        print(f"{args.dataset_dir}: {problems}; a record line does not parse, so no pair was counted or checked")
+    else:
+        failed = f"{report.failed} source photos recorded as failed"
+        print(f"{args.dataset_dir}: {counted(report.pairs, 'pair')}, {problems}, {failed}")
     ok = report.ok(args.allow_incomplete)
     print("OK" if ok else "PROBLEMS FOUND")
     return 0 if ok else 1

@@ -144,6 +144,15 @@ def test_a_dataset_dir_inside_the_photo_folder_is_not_read_back(tiny_cfg, tmp_pa
     assert source.ignored_line() == "ignored 1 aigen dataset dir (dataset.json) (e.g. processed/pairs/)"
 
 
+def test_a_photo_collection_that_ships_its_own_dataset_json_keeps_its_photos(tmp_path):
+    """Only an aigen dataset dir (dataset.json beside original/ and ai/) is left out; never the root itself."""
+    (tmp_path / "part").mkdir()
+    for folder in (tmp_path, tmp_path / "part"):
+        (folder / "dataset.json").write_text("{}")
+        (folder / "a.jpg").write_bytes(jpeg_bytes(photo()))
+    assert sorted(item.source for item in FolderSource(str(tmp_path)).items()) == ["a.jpg", "part/a.jpg"]
+
+
 def test_an_overlong_path_gets_a_short_unique_id(tiny_cfg, tmp_path):
     """Deep folders flattened into an id longer than a file name may be: cut, with a hash of the path."""
     root = tmp_path / "photos"

@@ -12,6 +12,7 @@ from omegaconf import open_dict
 
 from aigen.audit import main as audit_main
 from aigen.dataset import open_dataset
+from aigen.dataset.record import shards_not_finished, unfinished_note
 from aigen.errors import UserError
 from aigen.export.cli import main as export_main
 from aigen.export.collect import Pair
@@ -149,3 +150,21 @@ def test_the_folder_above_a_dataset_dir_is_one_line_naming_it(whole, tmp_path, c
     argv = [str(whole.parent)] + (["--out", str(tmp_path / "out")] if tool in MAINS else [])
     assert main(argv) == 2
     one_line(capsys, f"is not an aigen dataset dir (no dataset.json); it holds 1 dataset dir: {whole.name}")
+
+
+def test_runs_recorded_before_their_state_was_count_as_finished():
+    """Records of an older aigen: a run without `state` finished unless it says it was interrupted (status's rule)."""
+    record = {"shard_count": 1, "runs": [{"shard": [0, 1], "selection": "s"}]}
+    assert shards_not_finished(record) == [] and unfinished_note(record) is None
+    record["runs"].append({"shard": [0, 1], "selection": "s", "interrupted": True})
+    assert shards_not_finished(record) == [0]
+
+
+def test_a_record_line_that_is_not_utf8_is_one_line(copy, capsys):
+    with open(copy / "manifest.jsonl", "ab") as handle:
+        handle.write(b"\xff\n")
+    assert status_main([str(copy)]) == 2
+    one_line(capsys, f"manifest.jsonl line {N + 1} is not a JSON row (not UTF-8)")
+    assert verify_main([str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert "a record line does not parse, so no pair was counted or checked" in out and "0 pairs" not in out

@@ -94,7 +94,7 @@ def test_a_config_typo_names_the_closest_key(override, suggestion):
         (
             "detect",
             "+experiment=demo",
-            "In 'experiment/demo': Could not override 'source'. No match in the defaults list.",
+            "`+experiment=demo`: experiment is a setting of python run.py, not of python -m aigen.detect",
         ),
     ],
 )

@@ -20,6 +20,7 @@ from aigen.export.collect import HUB_SPLITS, SPLITS
 from aigen.export.licenses import UNKNOWN, hub_license, model_terms, source_terms
 from aigen.factory import make_dataset
 from aigen.splits import content_key, split_of
+from aigen.status import main as status_main
 from conftest import TINY, compose_config, manifest_rows
 
 datasets = pytest.importorskip("datasets")
@@ -188,6 +189,8 @@ def test_a_dataset_whose_shards_have_not_all_finished_is_exported_only_when_allo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "shard(s) [1] of 2 have not finished" in err and "--allow-incomplete" in err
     assert not (tmp_path / "out").exists()
+    assert status_main([str(half)]) == 0  # the same rule as the export's
+    assert "1 of 2 shards finished; not yet: [1]" in capsys.readouterr().out
     export(half, "--out", tmp_path / "out", "--allow-incomplete")
     card = (tmp_path / "out" / "README.md").read_text()
     assert "**Not finished**: `half`: shard(s) [1] of 2 have not finished: it holds the pairs made so far." in card

@@ -259,7 +259,7 @@ def test_a_safety_refusal_is_a_recorded_skip_and_a_malformed_answer_is_no_refusa
         ("refused: no image in the response (finish reason IMAGE_SAFETY)", "refused", None),
         ("refused: no image in the response (finish reason STOP)", "refused", "I can't edit this photo."),
         ("refused: prompt blocked (PROHIBITED_CONTENT)", "blocked", None),
-        ("the API returned a 100x100 image for the 512x512 asked for", "w", None),
+        ("the API returned an image of another size: 100x100 for the 512x512 asked for", "w", None),
     ]
     assert len(manifest_rows(out)) == len(ai_images(out)) == SAMPLES - 5
     assert "refusals: 3" in result.stdout

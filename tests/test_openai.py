@@ -471,6 +471,15 @@ def test_dalle2_on_the_official_endpoint_warns_that_it_was_retired(monkeypatch):
     assert "retired" not in compatible and compatible.startswith("dalle2: 4 images")
 
 
+def test_images_of_another_size_in_a_row_stop_the_run_in_one_line(tmp_path, server):
+    """The same model or server every time: after a few, each further request would be paid for nothing."""
+    small = (200, {}, {"created": 0, "data": [{"b64_json": png_b64(128, 0)}]})
+    server.script = lambda request: small
+    result, out, _ = run(tmp_path, server, "generator.api_size=256x256", "generator.concurrency=1", "batch_size=8")
+    assert_one_line_error(result, "another size: 128x128 for the 256x256 asked for (3 in a row from 127.0.0.1")
+    assert len(server.requests) == 3
+
+
 def test_an_image_of_another_size_is_a_recorded_skip(tmp_path, server):
     """The API promised 256x256 and returned 128x128 for one photo: that photo is skipped with its reason (its
     original half went through 256 px; a cropped, upscaled AI half would pair unlike paths), the run goes on."""
@@ -481,4 +490,4 @@ def test_an_image_of_another_size_is_a_recorded_skip(tmp_path, server):
     assert "7 new pairs" in result.stdout and "1 failed" in result.stdout
     [failure] = failures(out)
     assert failure["stage"] == "generate" and failure["request_id"] in server.issued_ids
-    assert failure["reason"] == "the API returned a 128x128 image for the 256x256 asked for"
+    assert failure["reason"] == "the API returned an image of another size: 128x128 for the 256x256 asked for"

@@ -116,4 +116,5 @@ def test_a_full_disk_while_a_shard_closes_is_one_line(tmp_path, monkeypatch):
         make_dataset(cfg)
     assert [path.name for path in calls] == ["manifest.jsonl", "manifest.jsonl"]  # no failure rows to compact
     record = json.loads((tmp_path / "out" / "dataset.json").read_text())
-    assert record["runs"][-1]["state"] == "running"  # the close failed after the loop: status shows it as killed
+    last = record["runs"][-1]  # the close failed after the loop: the run is recorded as failed, saying why
+    assert last["state"] == "failed" and "No space left on device" in last["error"]

@@ -115,7 +115,8 @@ def test_the_real_generator_loads_a_local_folder(name, saved_models):
     [
         (("generator=vae_tiny", "generator.model=/elsewhere"), "always loads its own aigen/vae-tiny-random at v1"),
         (("generator=vae_tiny", "generator.revision=v2"), "always loads its own aigen/vae-tiny-random at v1"),
-        (("generator=kandinsky_tiny", "generator.prior_model=/nope"), "own prior aigen/kandinsky-tiny-random;"),
+        (("generator=kandinsky_tiny", "generator.prior_model=/nope"), "own prior aigen/kandinsky-tiny-random at v1;"),
+        (("generator=kandinsky_tiny", "generator.prior_revision=v2"), "own prior aigen/kandinsky-tiny-random at v1;"),
         (("generator=flux_redux_tiny", "generator.prior_model=x/y"), "own prior aigen/flux-redux-tiny-random/prior"),
     ],
 )

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 
 from aigen.dataset import open_dataset
 from aigen.dataset.record import is_upscaled
-from aigen.errors import UserError
+from aigen.errors import unreadable_as_user_error
 
 if TYPE_CHECKING:
     from aigen.audit.probe import ProbeResult
@@ -223,8 +223,9 @@ class AuditResult:
 
     @property
     def folds(self) -> int:
-        """The cue classifier's folds: FOLDS, or one per pair when there are fewer (classifier_accuracy)."""
-        return min(FOLDS, self.pairs)
+        """The cue classifier's folds: FOLDS, or one per pair when there are fewer (classifier_accuracy); 0 when
+        too few pairs to train it."""
+        return min(FOLDS, self.pairs) if self.accuracy is not None else 0
 
     def upscaled_sentence(self) -> str:
         return (
@@ -240,7 +241,8 @@ class AuditResult:
         return found + ([self.upscaled_sentence()] if self.upscaled else [])
 
     def rows(self) -> list[list[object]]:
-        """One row per cue, then the classifier, in CSV_COLUMNS order."""
+        """One row per cue, then the classifier, the upscaled pairs and the probe where there are, in CSV_COLUMNS
+        order."""
         rows: list[list[object]] = [
             [
                 r.cue.name,
@@ -288,10 +290,8 @@ def audit_dataset(dataset_dir: Path) -> AuditResult:
     for image_id in ids:
         for half, values in halves.items():
             path = dataset.image_path(image_id, half)
-            try:
+            with unreadable_as_user_error(path):
                 values.append(file_cues(path))
-            except OSError as error:
-                raise UserError(f"{path} cannot be read ({error}); check it with python -m aigen.verify") from None
     control = dataset.record.get("content", {}).get("generator") in CONTROLS
     upscaled = sum(is_upscaled(dataset.rows[image_id]) for image_id in ids)
     original, ai = cue_matrix(halves["original"]), cue_matrix(halves["ai"])

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from aigen.errors import UserError
@@ -160,7 +161,7 @@ class DatasetDir:
     def image_path(self, image_id: str, half: str) -> Path:
         return self.path / self.rows[image_id][half]
 
-    @property
+    @cached_property
     def state(self) -> dict[str, str]:
         """Which dataset this is and which pairs it holds (its fingerprint and a hash of its sorted pair ids): what a
         measurement of the dir (an audit) records, so that it is only ever shown beside the pairs it measured."""
@@ -174,7 +175,8 @@ def check_dataset_dir(path: Path) -> None:
     if not path.is_dir():
         raise UserError(f"{path} is not a directory")
     if not is_dataset_dir(path):
-        inside = sorted(child.name for child in path.iterdir() if child.is_dir() and is_dataset_dir(child))
+        with os.scandir(path) as entries:
+            inside = sorted(e.name for e in entries if e.is_dir() and is_dataset_dir(Path(e.path)))
         more = ", ..." if len(inside) > 3 else ""
         hint = f"; it holds {counted(len(inside), 'dataset dir')}: {', '.join(inside[:3])}{more}" if inside else ""
         raise UserError(f"{path} is not an aigen dataset dir (no {DATASET_JSON}){hint}")

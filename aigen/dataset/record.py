@@ -152,6 +152,11 @@ def start_run(dataset_dir: Path, run: dict) -> None:
         _write(dataset_dir, record)
 
 
+def run_state(run: dict) -> str:
+    """finished, running, interrupted or failed; runs recorded before `state` existed say `interrupted` or nothing."""
+    return run.get("state") or ("interrupted" if run.get("interrupted") else "finished")
+
+
 def shards_not_finished(record: dict, selection: str | None = None) -> list[int]:
     """The shards whose latest run did not finish this selection (still running, killed, interrupted, failed,
     never run, or finished in an earlier round that selected other photos). `selection` defaults to the newest
@@ -166,7 +171,7 @@ def shards_not_finished(record: dict, selection: str | None = None) -> list[int]
     return [
         index
         for index in range(count)
-        if latest.get(index, {}).get("state") != "finished" or latest[index].get("selection") != selection
+        if index not in latest or run_state(latest[index]) != "finished" or latest[index].get("selection") != selection
     ]
 
 

@@ -61,13 +61,14 @@ def training_settings(cfg: DictConfig) -> dict:
 
 def check_same_settings(out: Path, settings: dict) -> None:
     """A rerun reuses the training runs and cells of `out` only under the settings they were made with (saved in
-    settings.json before the first training): with others it would report the old numbers as the new ones."""
+    settings.json before the first training): with others it would report the old numbers as the new ones. Until a
+    checkpoint or a cell exists (a first attempt that failed early), the settings are simply those of this run."""
     path = out / SETTINGS_FILE
-    if not path.is_file():
-        if (out / "cells.json").exists() or (out / "runs").exists():
-            raise UserError(f"{out} holds a matrix of an older aigen (no {SETTINGS_FILE}): use another output_dir")
+    if not (out / "cells.json").is_file() and not any((out / "runs").glob("*/*.pt")):
         write_atomic(path, (json.dumps(settings, indent=2) + "\n").encode())
         return
+    if not path.is_file():
+        raise UserError(f"{out} holds a matrix of an older aigen (no {SETTINGS_FILE}): use another output_dir")
     saved = json.loads(path.read_text())
     changed = [
         f"{key} {saved.get(key)!r} -> {settings.get(key)!r}"

@@ -116,7 +116,9 @@ def read_checkpoint(path: Path) -> dict:
         raise UserError(f"checkpoint {path} does not exist (train one with `python -m aigen.detect task=train ...`)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+    except OSError as error:  # the file itself: permissions, a disk error
+        raise UserError(f"checkpoint {path} cannot be read ({error.strerror or error})") from None
+    except Exception as error:  # noqa: BLE001 - any file torch cannot load gets the same one-line answer
         # torch's weights-only refusal is paragraphs of advice (load it unsafely) before the reason it ends with
         reason = [type(error).__name__, *str(error).rpartition("WeightsUnpickler error:")[2].strip().splitlines()[:1]]
         raise UserError(f"{path} is not an aigen detector checkpoint ({': '.join(reason)})") from None

@@ -103,7 +103,7 @@ def card_metadata(facts: CardFacts) -> dict:
 
 def all_terms(dirs: list[DatasetDir]) -> list[Terms]:
     """The photos' and every model's terms, each once."""
-    parts = [source_terms(d.record["content"]["source"]) for d in dirs]
+    parts = [source_terms(d.record.get("content", {}).get("source", {})) for d in dirs]
     parts += [dataset_model_terms(d.record) for d in dirs]
     return list(dict.fromkeys(parts))
 

@@ -99,9 +99,12 @@ def read_audit(folder: Path) -> dict:
     if not path.is_file():
         raise UserError(f"--audit {folder} has no audit.json (python -m aigen.audit DATASET_DIR --out {folder})")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON ({error.msg}); run python -m aigen.audit again") from None
+        audit = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON ({error}); run python -m aigen.audit again") from None
+    if not isinstance(audit, dict):
+        raise UserError(f"{path} is not an audit (not a JSON object); run python -m aigen.audit again")
+    return audit
 
 
 def measured(audit: dict, dataset: DatasetDir) -> bool:
@@ -125,10 +128,12 @@ def find_audit_dirs(dirs: list[DatasetDir], audit_dirs: list[Path]) -> FoundAudi
         audit = read_audit(folder)
         names = [dataset.name for dataset in dirs if measured(audit, dataset)]
         if not names:
-            raise UserError(
-                f"--audit {folder} measured {audit.get('dataset')} with other settings or other pairs than any dataset "
-                f"dir given; run python -m aigen.audit DATASET_DIR --out {folder} again"
+            what = (
+                f"measured {audit.get('dataset')} with other settings or other pairs than any dataset dir given"
+                if "fingerprint" in audit
+                else "was made before audits recorded which settings and pairs they measured"
             )
+            raise UserError(f"--audit {folder} {what}; run python -m aigen.audit DATASET_DIR --out {folder} again")
         found |= dict.fromkeys(names, folder)
     outdated = []
     for dataset in dirs:
@@ -147,7 +152,7 @@ def outdated_line(found: FoundAudits) -> str | None:
     if not found.outdated:
         return None
     folders = ", ".join(str(folder) for folder in found.outdated)
-    return f"not shown: {folders} measured other settings or pairs (run python -m aigen.audit on the dir again)"
+    return f"not shown: {folders} measured other settings or pairs (or predates that record): run the audit again"
 
 
 def preview_image(dirs: list[DatasetDir]) -> Image.Image:

@@ -502,10 +502,11 @@ class PriorGenerator(DiffusersGenerator):
         check_prior_model(prior_model, prior_revision, options.get("tiny"))
         super().__init__(model, revision, gen_size, name=name, **options)
         own_prior = "/".join(filter(None, (model, self.tiny_prior_folder)))
-        if self.tiny and prior_model != own_prior:
+        if self.tiny and (prior_model, prior_revision) != (own_prior, revision):
             raise UserError(
-                f"generator.prior_model={prior_model}: {name} is a tiny random-weight twin that always loads its own "
-                f"prior {own_prior}; for another prior use a generator without _tiny"
+                f"generator.prior_model={prior_model} (revision {prior_revision}): {name} is a tiny random-weight twin "
+                f"that always loads its own prior {own_prior} at {revision}; for another prior use a generator without "
+                "_tiny"
             )
         self.prior_model = prior_model
         self.prior_revision = prior_revision

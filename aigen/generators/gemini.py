@@ -32,7 +32,7 @@ from PIL import Image
 
 from aigen.errors import SkipImage, UserError
 from aigen.generators.base import Variation
-from aigen.generators.paid_api import LedgerTransport, PaidAPI, encode_png, returned_image
+from aigen.generators.paid_api import LedgerTransport, PaidAPI, encode_png
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ class GeminiImage(PaidAPI):
             reason = f"no image in the response (finish reason {enum_name(candidate.finish_reason)}"
             reason += f": {candidate.finish_message})" if candidate.finish_message else ")"
             return self.refused(reason, details)
-        image = returned_image(images[-1].data, self.side, details)  # the SDK has decoded the base64
+        image = self.checked_image(images[-1].data, details)  # the SDK has decoded the base64
         if isinstance(image, SkipImage):
             return image
         info = {

@@ -36,7 +36,7 @@ from PIL import Image
 from aigen.errors import SkipImage, UserError
 from aigen.generators import paid_api
 from aigen.generators.base import Variation
-from aigen.generators.paid_api import LedgerTransport, PaidAPI, encode_png, returned_image
+from aigen.generators.paid_api import LedgerTransport, PaidAPI, encode_png
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class OpenAIImages(PaidAPI):
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as error:
             return SkipImage("generate", f"the returned image is not base64: {error}", {"request_id": request_id})
-        image = returned_image(data, self.side, {"request_id": request_id})
+        image = self.checked_image(data, {"request_id": request_id})
         if isinstance(image, SkipImage):
             return image
         info = {"request_id": request_id, "returned_size": f"{image.width}x{image.height}", "retries": retries}

@@ -131,6 +131,10 @@ def encode_png(image: Image.Image, side: int, max_bytes: int) -> bytes:
         side = max(64, int(side * 0.85))
 
 
+WRONG_SIZE = "the API returned an image of another size"
+WRONG_SIZES_TO_STOP = 3  # in a row: the model or server does not serve the size asked for, and each is paid for
+
+
 def returned_image(data: bytes, side: int, details: dict) -> Image.Image | SkipImage:
     """The API's image as RGB, or a recorded skip: bytes that do not decode (the reason without Pillow's file
     object, so that alike failures share one reason), or a size other than the `side` x `side` asked for (its
@@ -143,8 +147,9 @@ def returned_image(data: bytes, side: int, details: dict) -> Image.Image | SkipI
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return SkipImage("generate", f"the returned image does not decode: {error}", details)
     if image.size != (side, side):
-        reason = f"the API returned a {image.width}x{image.height} image for the {side}x{side} asked for"
-        return SkipImage("generate", reason, details)
+        return SkipImage(
+            "generate", f"{WRONG_SIZE}: {image.width}x{image.height} for the {side}x{side} asked for", details
+        )
     return image
 
 
@@ -197,6 +202,7 @@ class PaidAPI(Generator):
         self._ledger: LedgerTransport | None = None
         self._connections = ConnectionWatch(self.host())
         self._possibly_billed = 0
+        self._wrong_sizes = 0  # images of another size than asked for, in a row
         self._count_lock = threading.Lock()
 
     def check(self) -> None:
@@ -352,6 +358,20 @@ class PaidAPI(Generator):
 
     def call(self, upload) -> Variation | SkipImage:
         raise NotImplementedError
+
+    def checked_image(self, data: bytes, details: dict) -> Image.Image | SkipImage:
+        """returned_image, and the run stopped in one line when WRONG_SIZES_TO_STOP come back in a row."""
+        image = returned_image(data, self.side, details)
+        with self._count_lock:
+            wrong = isinstance(image, SkipImage) and image.reason.startswith(WRONG_SIZE)
+            self._wrong_sizes = self._wrong_sizes + 1 if wrong else 0
+            stop = self._wrong_sizes >= WRONG_SIZES_TO_STOP
+        if stop:
+            raise UserError(
+                f"{image.reason} ({WRONG_SIZES_TO_STOP} in a row from {self.host()}): this model or server does not "
+                f"serve that size; choose one it does ({self.settings_line()})"
+            )
+        return image
 
     def attempts_note(self) -> str:
         """What the SDK's retries did for this photo, and whether the API may have billed it."""
