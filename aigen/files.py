@@ -43,6 +43,18 @@ def read_jsonl(path: Path) -> Iterator[dict]:
             yield row
 
 
+def read_json_object(path: Path, remedy: str) -> dict:
+    """A JSON file that holds an object (dataset.json, audit.json); one line naming it and `remedy` when it does
+    not."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON ({error}); {remedy}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} is not a JSON object; {remedy}")
+    return value
+
+
 def last_row_per_id(rows: Iterable[dict]) -> dict[str, dict]:
     """Rows keyed by id, the last row of an id winning, in the order ids were last written."""
     latest: dict[str, dict] = {}

@@ -12,14 +12,13 @@ DIR/.lock[.shardI-of-N]          the writer's lock of a shard (writer.py)
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from aigen.errors import UserError
-from aigen.files import read_jsonl
+from aigen.files import read_json_object, read_jsonl
 from aigen.seeding import shard_key
 from aigen.words import counted
 
@@ -137,13 +136,7 @@ def read_record(dataset_dir: Path) -> dict | None:
     path = dataset_dir / DATASET_JSON
     if not is_dataset_dir(dataset_dir):
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path} is not valid JSON ({error}); it was changed outside aigen") from None
-    if not isinstance(record, dict):
-        raise UserError(f"{path} is not a JSON object; it was changed outside aigen")
-    return record
+    return read_json_object(path, "it was changed outside aigen")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
 from aigen.export.collect import SPLITS, collect_pairs, metadata_columns, open_dataset_dirs
 from aigen.export.shards import FORMATS, check_format_available, write_shards
-from aigen.files import folder_replaced_whole
+from aigen.files import folder_replaced_whole, read_json_object
 from aigen.gallery import contact_sheet, gallery_rows
 from aigen.splits import check_fractions
 from aigen.words import counted
@@ -98,13 +98,7 @@ def read_audit(folder: Path) -> dict:
     path = folder / "audit.json"
     if not path.is_file():
         raise UserError(f"--audit {folder} has no audit.json (python -m aigen.audit DATASET_DIR --out {folder})")
-    try:
-        audit = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path} is not valid JSON ({error}); run python -m aigen.audit again") from None
-    if not isinstance(audit, dict):
-        raise UserError(f"{path} is not an audit (not a JSON object); run python -m aigen.audit again")
-    return audit
+    return read_json_object(path, "run python -m aigen.audit again")
 
 
 def measured(audit: dict, dataset: DatasetDir) -> bool:
