@@ -27,7 +27,7 @@ from aigen.detector import train as train_module
 from aigen.detector.data import Augment, PairImages, Preprocess, load_pairs, make_split, unseen_pairs
 from aigen.detector.evaluate import check_labels, evaluate
 from aigen.detector.features import FeatureCache
-from aigen.detector.matrix import matrix
+from aigen.detector.matrix import check_same_settings, matrix
 from aigen.detector.metrics import binary_metrics, intervals
 from aigen.detector.perturb import parse_perturbation
 from aigen.detector.runtime import loader, resolve_precision, resolve_workers
@@ -444,3 +444,13 @@ def test_eval_preprocessing_is_a_centre_crop_by_default():
     np.testing.assert_allclose(crop.numpy().transpose(1, 2, 0), pixels[16:80, 32:96] / 255, atol=1e-6)
     resized = Preprocess(64, mean=(0, 0, 0), std=(1, 1, 1), resize="resize")(image)
     assert resized.shape == crop.shape and not torch.allclose(resized, crop)
+
+
+def test_a_matrix_takes_the_settings_of_its_first_run_that_trained_something(tmp_path):
+    """A first attempt that failed before any checkpoint (a typo, out of memory) does not bind the corrected one."""
+    check_same_settings(tmp_path, {"lr": 0.1})
+    check_same_settings(tmp_path, {"lr": 0.2})  # nothing trained yet: these are the matrix's settings now
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "last.pt").write_bytes(b"")
+    with pytest.raises(UserError, match=r"lr 0\.2 -> 0\.3"):
+        check_same_settings(tmp_path, {"lr": 0.3})

@@ -26,6 +26,7 @@ from aigen.factory import make_dataset
 from aigen.hash_cache import cache_files
 from aigen.sources import MAX_ID_BYTES, SourceItem
 from aigen.sources_hf import ROWS_KEPT, StreamCursor
+from aigen.sources_webdataset import WebDatasetSource
 from conftest import CONF, compose_config, file_bytes, manifest_rows
 
 PHOTOS = ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "rocket.jpg")
@@ -332,3 +333,10 @@ def test_a_corrupt_cache_is_ignored_with_a_note(collection, tiny_cfg, tmp_path, 
     assert f"note: ignoring the source hash cache {cache}" in capsys.readouterr().out
     assert len(count_reads) == len(PHOTOS)
     assert len(json.loads(cache.read_text())["hashes"]) == len(PHOTOS)  # written again, whole
+
+
+def test_a_shard_packed_with_dot_slash_names_gives_plain_ids(tmp_path):
+    """`tar -C dir -cf shard.tar .` stores ./000.jpg: the id is 000, not a hidden name nor `_` for the dot."""
+    write_shard(tmp_path / "a.tar", [("./000.png", bundled("camera.png")), ("./sub/001.png", bundled("coffee.png"))])
+    items = WebDatasetSource(str(tmp_path / "a.tar")).items()
+    assert [item.id for item in items] == ["000", "sub_001"]
