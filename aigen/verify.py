@@ -94,7 +94,7 @@ def verify(dataset_dir: Path) -> Report:
     try:
         report.corrupt += record_problems(dataset_dir)
         rows = read_rows(dataset_dir, MANIFEST)
-        report.failed = count_records(dataset_dir)["failed"]
+        report.failed = count_records(dataset_dir, rows)["failed"]
     except UserError as error:  # a record line changed outside aigen: nothing counted past it would be exact
         report.corrupt.append(str(error))
         report.pairs = None

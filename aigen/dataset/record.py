@@ -128,10 +128,11 @@ def is_upscaled(row: dict) -> bool:
     return "photo_side" in row and "size" in row and row["photo_side"] < row["size"]
 
 
-def count_records(dataset_dir: Path) -> dict:
+def count_records(dataset_dir: Path, rows: dict[str, dict] | None = None) -> dict:
     """Totals over every shard: finished pairs (a manifest row with both its files), images that failed and were not
-    done later, top reasons; `without_files` (only when there are any) counts rows whose files are gone."""
-    rows = read_rows(dataset_dir, MANIFEST)
+    done later, top reasons; `without_files` (only when there are any) counts rows whose files are gone. `rows`: the
+    manifest rows when the caller has read them already."""
+    rows = read_rows(dataset_dir, MANIFEST) if rows is None else rows
     pairs = rows_with_files(dataset_dir, rows)
     failures = {key: row for key, row in read_rows(dataset_dir, FAILURES).items() if key not in rows}
     reasons = Counter(f"{row['stage']}: {row['reason']}" for row in failures.values())

@@ -87,7 +87,7 @@ def collect_datasets(paths: list[Path], audit_dirs: list[Path]) -> tuple[list[Da
     facts = [
         DatasetFacts(
             dataset=dataset,
-            counts=count_records(dataset.path),
+            counts=count_records(dataset.path, dataset.rows),
             photos=source_terms(dataset.record.get("content", {}).get("source", {})),
             model=dataset_model_terms(dataset.record),
             audit_dir=found.folders.get(dataset.name),
