@@ -8,6 +8,8 @@ from pathlib import Path
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from aigen.dataset.layout import read_record
+from aigen.dataset.record import differences, fingerprint
 from aigen.generators.base import Generator
 from aigen.sources import Source
 
@@ -42,7 +44,7 @@ def pairing_settings(cfg: DictConfig) -> dict:
 
 def dataset_dir(cfg: DictConfig, source: Source, generator: Generator) -> Path:
     """`dataset_dir`, or by default `<data_dir>/processed/<source>-<generator>-<size>-<generator tags>[-s<seed>]`
-    (e.g. `indoor-sd-256-g3.0-s0`, `indoor-dalle2-256-dall-e-2-512x512`)."""
+    (e.g. `indoor-sd-256-g3.0-s0`, `indoor-dalle2-256-dall-e-2-512x512`): `versioned` when that name is taken."""
     if cfg.get("dataset_dir"):
         return Path(to_absolute_path(str(cfg.dataset_dir)))
     parts = [source.name, generator.name, str(cfg.size), *generator.dir_tags(), *generator.native_tags()]
@@ -52,4 +54,23 @@ def dataset_dir(cfg: DictConfig, source: Source, generator: Generator) -> Path:
     if generator.seeded or mixup:
         parts.append(f"s{cfg.seed}")
     name = "-".join(part.replace("/", "_") for part in parts)
-    return Path(to_absolute_path(str(cfg.data_dir))) / "processed" / name
+    named = Path(to_absolute_path(str(cfg.data_dir))) / "processed" / name
+    return versioned(named, content_config(cfg, source, generator))
+
+
+def versioned(named: Path, content: dict) -> Path:
+    """`named`, unless it holds another config's dataset: then `<named>-<this config's fingerprint, 8 digits>`.
+
+    The name carries only the main settings, so a sweep over another one (steps, scheduler, pairing, a second
+    folder of the same name) meets the first value's dir; each config gets its own instead. Once made, the
+    fingerprinted dir is this config's for good (found first, whatever `named` holds later)."""
+    own = fingerprint(content)
+    beside = named.with_name(f"{named.name}-{own[:8]}")
+    if beside.is_dir():
+        return beside
+    existing = read_record(named) if named.is_dir() else None
+    if existing is None or existing["fingerprint"] == own:
+        return named
+    changes = "; ".join(differences(existing["content"], content))
+    print(f"{named.name} holds another config's dataset ({changes}): this one goes to {beside.name}")
+    return beside

@@ -22,7 +22,7 @@ from PIL import Image
 from aigen.dataset import Shard
 from aigen.dataset.layout import paired_ids
 from aigen.errors import UserError
-from aigen.factory import make_dataset
+from aigen.factory import build, make_dataset
 from aigen.generators.sd import SDImageVariation
 from aigen.settings import DEFAULT_GUIDANCE
 from aigen.sources import SourceItem
@@ -81,12 +81,54 @@ def test_two_folders_with_the_same_file_names_never_merge(tmp_path):
     assert second.dataset_dir.name.startswith("work-sd_tiny-64-")
     assert first.dataset_dir != second.dataset_dir and second.generated == 2
 
-    # A folder with the same own name elsewhere: same default dir name, but its identity differs -> refused.
+    # A folder with the same own name elsewhere: same default name, but its identity differs -> a dir of its own,
     other = make_folder(tmp_path / "elsewhere" / "holiday", SAME_NAMES)
+    elsewhere = make_dataset(folder_cfg(other, data_dir=data))
+    assert elsewhere.dataset_dir.name.startswith(f"{first.dataset_dir.name}-") and elsewhere.generated == 2
+    # ... and never the first one's, even when named: refused.
     with pytest.raises(UserError, match="different config.*source.identity"):
-        make_dataset(folder_cfg(other, data_dir=data))
+        make_dataset(folder_cfg(other, data_dir=data, dataset_dir=first.dataset_dir))
     # ... unless the user says the photos are the same ones (e.g. a moved copy).
     assert make_dataset(folder_cfg(other, f"source.identity={holiday}", data_dir=data)).already_done == 2
+
+
+def test_a_setting_the_default_name_leaves_out_gets_a_dir_of_its_own(tmp_path, capsys):
+    """A sweep over steps (not in the name) makes one dir per value; each config resumes its own."""
+    data = tmp_path / "data"
+    photos = make_folder(tmp_path / "photos", SAME_NAMES)
+    plain = make_dataset(folder_cfg(photos, data_dir=data))
+    capsys.readouterr()
+    seven = make_dataset(folder_cfg(photos, "generator.steps=7", data_dir=data))
+    assert f"holds another config's dataset (steps: 5 -> 7): this one goes to {seven.dataset_dir.name}" in (
+        capsys.readouterr().out
+    )
+    assert seven.dataset_dir.parent == plain.dataset_dir.parent and seven.generated == 2
+    assert re.fullmatch(rf"{plain.dataset_dir.name}-[0-9a-f]{{8}}", seven.dataset_dir.name)
+    again = make_dataset(folder_cfg(photos, "generator.steps=7", data_dir=data))
+    assert (again.dataset_dir, again.already_done) == (seven.dataset_dir, 2)
+    assert make_dataset(folder_cfg(photos, data_dir=data)).already_done == 2
+    # Once made, it stays this config's, whatever holds the plain name later.
+    shutil.rmtree(plain.dataset_dir)
+    assert make_dataset(folder_cfg(photos, "generator.steps=7", data_dir=data)).dataset_dir == seven.dataset_dir
+
+
+def test_a_sweep_job_that_loses_the_race_for_the_default_name_goes_beside_it(tmp_path):
+    """Two configs' jobs plan the same free default name at once; the one that opens it second plans again."""
+    data = tmp_path / "data"
+    photos = make_folder(tmp_path / "photos", SAME_NAMES)
+    cfg = folder_cfg(photos, "generator.steps=7", data_dir=data)
+    generator = build(cfg.generator)
+    load = generator.load
+
+    def load_while_another_job_starts() -> None:  # between this job's plan and its first write
+        load()
+        make_dataset(folder_cfg(photos, data_dir=data))
+
+    generator.load = load_while_another_job_starts
+    summary = make_dataset(cfg, generator=generator)
+    other = data / "processed" / summary.dataset_dir.name.rsplit("-", 1)[0]
+    assert summary.dataset_dir != other and summary.generated == 2
+    assert len(paired_ids(other)) == len(paired_ids(summary.dataset_dir)) == 2
 
 
 def test_home_in_source_root_is_expanded(tmp_path, monkeypatch):

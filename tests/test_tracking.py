@@ -82,12 +82,16 @@ def test_two_by_two_multirun_makes_four_datasets_in_one_group(tmp_path, wandb_en
     cwd.mkdir()
     result = run_cli(
         "-m", "source=samples", "generator=sd_tiny", "size=64", "limit=2", "logger=wandb",
-        f"data_dir={tmp_path / 'data'}", "guidance_scale=1,3", "seed=0,1",
+        f"data_dir={tmp_path / 'data'}", "guidance_scale=1,3", "generator.steps=2,3",
         cwd=cwd, env=wandb_env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    # steps is not in the default name: its second value's dataset is versioned beside the first's.
     datasets = sorted(p.name for p in (tmp_path / "data" / "processed").iterdir())
-    assert datasets == [f"samples-sd_tiny-64-g{g}-s{s}" for g in ("1.0", "3.0") for s in (0, 1)]
+    assert len(datasets) == 4
+    pairs = zip(datasets[::2], datasets[1::2], strict=True)
+    for guidance, (plain, versioned) in zip(("1.0", "3.0"), pairs, strict=True):
+        assert plain == f"samples-sd_tiny-64-g{guidance}-s0" and re.fullmatch(rf"{plain}-[0-9a-f]{{8}}", versioned)
     runs = offline_runs(cwd / "multirun")
     assert len(runs) == 4
     sweep_dir = next((cwd / "multirun").iterdir())

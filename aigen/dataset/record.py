@@ -61,15 +61,20 @@ def _write(dataset_dir: Path, record: dict) -> None:
     write_atomic(dataset_dir / DATASET_JSON, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Each setting that differs between two content configs, as `key: old -> new` (nested keys dotted)."""
     changes = []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key), new.get(key)
         if isinstance(before, dict) and isinstance(after, dict):
-            changes += _differences(before, after, f"{prefix}{key}.")
+            changes += differences(before, after, f"{prefix}{key}.")
         elif before != after:
             changes.append(f"{prefix}{key}: {before!r} -> {after!r}")
     return changes
+
+
+class AnotherConfigError(UserError):
+    """The dataset dir holds a dataset of another content config, which this run must never write into."""
 
 
 def check_record(dataset_dir: Path, content: dict, shard_count: int) -> None:
@@ -86,10 +91,10 @@ def check_record(dataset_dir: Path, content: dict, shard_count: int) -> None:
             )
         return
     if existing["fingerprint"] != fingerprint(content):
-        changes = "; ".join(_differences(existing["content"], content))
-        raise UserError(
-            f"{dataset_dir} was made by a different config ({changes}); pass dataset_dir=... to write a new "
-            "dataset, or rerun with the original settings to resume"
+        changes = "; ".join(differences(existing["content"], content))
+        raise AnotherConfigError(
+            f"{dataset_dir} was made by a different config ({changes}); pass another dataset_dir=... (or none: "
+            "the default name is versioned) to write a new dataset, or rerun with the original settings to resume"
         )
     layout = existing.get("shard_count", shard_count)
     if layout != shard_count:

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from aigen.dataset import MANIFEST, done_rows, read_rows
-from aigen.dataset.record import create_record
+from aigen.dataset.record import AnotherConfigError, create_record
 from aigen.dataset.writer import PairWriter
 from aigen.errors import Interrupted, UserError
 from aigen.factory.events import (
@@ -51,6 +51,22 @@ def say_generator_counts(generator: Generator) -> None:
             print(f"{note.replace('_', ' ')}: {number}")
 
 
+def open_record(cfg: DictConfig, plan: Plan) -> tuple[Plan, dict]:
+    """Create (or join) the dataset dir's record: the run starts here. When another config's run has taken the
+    default name since the plan (a sweep's jobs starting together), plan again: the name is versioned beside it."""
+    config = redact(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        create_record(plan.dataset_dir, plan.content, config, plan.shard.count)
+    except AnotherConfigError:
+        if not plan.named_by_default:
+            raise
+        cfg.dataset_dir = None
+        plan = make_plan(cfg, plan.source, plan.generator)
+        config = redact(OmegaConf.to_container(cfg, resolve=True))
+        create_record(plan.dataset_dir, plan.content, config, plan.shard.count)
+    return plan, config
+
+
 def make_dataset(
     cfg: DictConfig,
     run_dir: Path | None = None,
@@ -69,8 +85,7 @@ def make_dataset(
     # 2. Load the generator, then open the dataset dir: the run really starts here.
     if plan.todo:
         plan.generator.load()
-    config = redact(OmegaConf.to_container(cfg, resolve=True))
-    create_record(plan.dataset_dir, plan.content, config, plan.shard.count)
+    plan, config = open_record(cfg, plan)
     plan.hashes.save()
     started = time.time()
     run = new_run(plan, started)

@@ -75,6 +75,7 @@ class Plan:
     batch_size: int
     tracker: WandbTracker | None
     dataset_dir: Path
+    named_by_default: bool  # no dataset_dir given: aigen.identity named it
     source_ids: set[str]  # this shard's photos still in the source (failures of others are dropped)
     items: list[SourceItem]  # this shard's part of the selection, with source hashes
     todo: list[SourceItem]  # those without a pair of the same photo yet
@@ -100,6 +101,7 @@ def make_plan(cfg: DictConfig, source: Source | None = None, generator: Generato
     select_gpu(shard)  # before batch_size=auto reads the free memory of "the" GPU
     batch_size = generator.default_batch_size() if cfg.batch_size == "auto" else cfg.batch_size
     tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
+    named_by_default = not cfg.get("dataset_dir")
     dataset_dir = identity.dataset_dir(cfg, source, generator)
     cfg.dataset_dir = str(dataset_dir)  # recorded as it was resolved
     check_record(dataset_dir, content, shard.count)
@@ -131,6 +133,7 @@ def make_plan(cfg: DictConfig, source: Source | None = None, generator: Generato
         batch_size=batch_size,
         tracker=tracker,
         dataset_dir=dataset_dir,
+        named_by_default=named_by_default,
         source_ids={item.id for item in everything if shard.owns(item.id)},
         items=items,
         todo=todo,
