@@ -412,3 +412,18 @@ def test_undecodable_images_are_a_counted_skip(checkpoint, tmp_path):
     assert row["note"] == "only 8 images: loose numbers; 2 unreadable skipped, e.g. real/text.jpg"
     assert "real/truncated.jpg" not in row["ids"] and len(row["ids"]) == 8
     assert "2 unreadable skipped" in (tmp_path / "eval" / "results.md").read_text()
+
+
+def test_a_matrix_scores_a_datasets_column_again_when_its_labels_are_corrected(datasets_folders, tmp_path, monkeypatch):
+    """A cell is what its images were scored against: swapped benchmark.labels are a new cell, not the old one."""
+    from aigen.detector import matrix as matrix_module
+
+    dataset = make_dataset_dir(tmp_path / "noise", photo_crops(12, seed=11), noise, "noise")
+    common = ["task=matrix", f"train_sets=[{dataset}]", f"eval_sets=[{datasets_folders['ints']}]", "epochs=1",
+              "val_fraction=0.25", "test_fraction=0.25", f"output_dir={tmp_path / 'matrix'}", "benchmark.split=test",
+              "benchmark.image_column=picture", "benchmark.label_column=kind"]  # fmt: skip
+    [swapped] = matrix_module.matrix(compose_detect(*common, "benchmark.labels={0: fake, 7: real}"))
+    scored, score_sets = [], matrix_module.score_sets
+    monkeypatch.setattr(matrix_module, "score_sets", lambda *args: scored.append(args[1]) or score_sets(*args))
+    [corrected] = matrix_module.matrix(compose_detect(*common, "benchmark.labels={0: real, 7: fake}"))
+    assert len(scored) == 1 and corrected["roc_auc"] == pytest.approx(1 - swapped["roc_auc"])

@@ -9,6 +9,7 @@ finished; a rerun with other training settings (output_dir/settings.json) is ref
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from aigen.dataset import MANIFEST, read_rows
+from aigen.detector.benchmarks import DatasetImages
 from aigen.detector.evaluate import EvalSet, eval_sets, score_sets, unique, unique_names
 from aigen.detector.model import load_detector
 from aigen.detector.perturb import CLEAN
@@ -96,9 +98,20 @@ def training_run(cfg: DictConfig, train_dirs: list[Path], run: Path) -> Path:
     return run / "best.pt"
 
 
-def cell_key(train_dirs: list[Path], eval_set: EvalSet, eval_split: str) -> str:
-    """A dataset dir's test pairs, or a benchmark set (its source and row name: every image, whatever eval_split)."""
-    target = [str(eval_set)] if isinstance(eval_set, Path) else [str(eval_set.source), eval_set.name]
+def scored_images(eval_set: EvalSet, benchmark: DictConfig) -> str | None:
+    """What a benchmark row scores: its images' ids and labels, and for a `datasets` folder the settings that read
+    them, so that a corrected `benchmark.labels` (or a folder that gained images) is a new cell, never the old
+    numbers. None for a dataset dir (its test pairs are fixed by its split)."""
+    if isinstance(eval_set, Path):
+        return None
+    reading = OmegaConf.to_container(benchmark, resolve=True) if isinstance(eval_set.images, DatasetImages) else None
+    return hashlib.sha256(json.dumps([eval_set.ids, eval_set.labels, reading]).encode()).hexdigest()[:16]
+
+
+def cell_key(train_dirs: list[Path], eval_set: EvalSet, eval_split: str, scored: str | None) -> str:
+    """A dataset dir's test pairs, or a benchmark set (its source, row name and `scored_images`: every image,
+    whatever eval_split)."""
+    target = [str(eval_set)] if isinstance(eval_set, Path) else [str(eval_set.source), eval_set.name, scored]
     return json.dumps([sorted(map(str, train_dirs)), *target, eval_split])
 
 
@@ -153,18 +166,17 @@ def matrix(cfg: DictConfig) -> list[dict]:
 
     # 2. Train (or keep) each detector, then score the cells not finished before; each cell is saved at once.
     cells = []
+    scored = [scored_images(entry, cfg.benchmark) for entry in sets]
     for name, dirs in trainings.items():
         checkpoint = training_run(cfg, dirs, out / "runs" / name)
-        missing = [entry for entry in sets if cell_key(dirs, entry, cfg.eval_split) not in done]
+        keys = [cell_key(dirs, entry, cfg.eval_split, images) for entry, images in zip(sets, scored, strict=True)]
+        missing = [(entry, key) for entry, key in zip(sets, keys, strict=True) if key not in done]
         if missing:
-            scored = score_sets(load_detector(checkpoint), missing, cfg, [CLEAN], device, dtype)
-            for entry, row in zip(missing, scored, strict=True):
-                done[cell_key(dirs, entry, cfg.eval_split)] = {key: row[key] for key in COLUMNS[2:]}
+            rows = score_sets(load_detector(checkpoint), [entry for entry, _ in missing], cfg, [CLEAN], device, dtype)
+            for (_, key), row in zip(missing, rows, strict=True):
+                done[key] = {column: row[column] for column in COLUMNS[2:]}
                 write_atomic(cells_path, (json.dumps(done, indent=2) + "\n").encode())
-        cells += [
-            {"train": name, "eval": column} | done[cell_key(dirs, entry, cfg.eval_split)]
-            for entry, column in zip(sets, columns, strict=True)
-        ]
+        cells += [{"train": name, "eval": column} | done[key] for key, column in zip(keys, columns, strict=True)]
 
     # 3. The matrix: CSV (one line per cell), Markdown grids, a heatmap per metric, W&B.
     rows = list(trainings)
