@@ -414,6 +414,17 @@ def test_undecodable_images_are_a_counted_skip(checkpoint, tmp_path):
     assert "2 unreadable skipped" in (tmp_path / "eval" / "results.md").read_text()
 
 
+def test_a_class_whose_every_image_is_undecodable_is_one_line_not_a_row_of_the_other(checkpoint, tmp_path):
+    save_images(tmp_path / "bench" / "fake", fakes(photo_crops(2, seed=13), noise), "f")
+    (tmp_path / "bench" / "real").mkdir()
+    for name in ("a.jpg", "b.png"):
+        (tmp_path / "bench" / "real" / name).write_text("not an image")
+    cfg = compose_detect("task=eval", f"checkpoint={checkpoint}", f"eval_sets=[{tmp_path / 'bench'}]",
+                         f"output_dir={tmp_path / 'eval'}")  # fmt: skip
+    with pytest.raises(UserError, match=r"^bench: none of its 2 real images can be decoded, e.g. real/\w+.jpg; a row"):
+        evaluate(cfg)
+
+
 def test_a_matrix_scores_a_datasets_column_again_when_its_labels_are_corrected(datasets_folders, tmp_path, monkeypatch):
     """A cell is what its images were scored against: swapped benchmark.labels are a new cell, not the old one."""
     from aigen.detector import matrix as matrix_module

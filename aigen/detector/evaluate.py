@@ -5,6 +5,7 @@ per-image scores and a robustness plot."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -12,7 +13,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig
 
 from aigen.dataset import is_dataset_dir
-from aigen.detector.benchmarks import LabelledSet, labelled_sets
+from aigen.detector.benchmarks import AI, REAL, LabelledSet, labelled_sets
 from aigen.detector.data import UNREADABLE, Pair, dataset_dirs, load_pairs, pair_images, unseen_pairs
 from aigen.detector.inputs import Inputs
 from aigen.detector.metrics import binary_metrics, intervals
@@ -88,11 +89,21 @@ def check_labels(row: dict, trained_on: bool) -> None:
         )
 
 
-def leave_out_unreadable(name: str, ids: list[str], result: Scores) -> tuple[list[str], Scores, list[str]]:
-    """(ids kept, their scores, ids skipped): images that could not be decoded are a counted skip, not a stop."""
+def leave_out_unreadable(
+    name: str, ids: list[str], labels: Sequence[int], result: Scores
+) -> tuple[list[str], Scores, list[str]]:
+    """(ids kept, their scores, ids skipped): images that could not be decoded are a counted skip, not a stop,
+    unless no image of a class is left (a row of one class would have an accuracy but no detection score)."""
     readable = result.labels != UNREADABLE
     if not readable.any():
         raise UserError(f"{name}: none of its {len(ids)} images can be decoded, e.g. {ids[0]}")
+    for label, kind in ((REAL, "real"), (AI, "AI")):
+        of_class = [index for index, value in enumerate(labels) if value == label]
+        if of_class and not readable[of_class].any():
+            raise UserError(
+                f"{name}: none of its {len(of_class)} {kind} images can be decoded, e.g. {ids[of_class[0]]}; a row "
+                "needs both classes"
+            )
     kept = [image_id for image_id, decoded in zip(ids, readable, strict=True) if decoded]
     skipped = [image_id for image_id, decoded in zip(ids, readable, strict=True) if not decoded]
     return kept, Scores(result.labels[readable], result.scores[readable], result.loss), skipped
@@ -128,7 +139,7 @@ def score_sets(
             dataset = inputs.labelled(images, labels, perturbation, desc=f"features {name} {perturbation.name}")
             batches = loader(dataset, cfg.batch_size, inputs.workers, device)
             result = score(model, batches, device, dtype, f"eval {name} {perturbation.name}")
-            kept_ids, result, skipped = leave_out_unreadable(name, ids, result)
+            kept_ids, result, skipped = leave_out_unreadable(name, ids, labels, result)
             metrics, counts = binary_metrics(result.labels, result.scores)
             row = {"dataset": name, "perturbation": perturbation.name} | about | metrics
             row |= intervals(result.labels, result.scores, counts, cfg.seed)
