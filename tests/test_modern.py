@@ -3,6 +3,7 @@ folder, their one-line errors, the licences the configs state and the card lists
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import yaml
 from aigen.errors import UserError
 from aigen.export.licenses import UNKNOWN, model_terms
 from aigen.factory import build, make_dataset
+from aigen.generators.diffusers_base import QUIET_NOTICES, TRUNCATION_NOTICE
 from aigen.generators.tiny import ensure_tiny_model
 from conftest import compose_config, file_bytes, manifest_rows, run_cli
 from twin_checks import assert_twin_end_to_end, photo_square, samples_cfg
@@ -58,6 +60,34 @@ def test_tiny_twin_end_to_end(twin, tmp_path):
     """Pairs at 64 px with alignment and settings in every row; resume; the same config twice gives the same
     bytes; another seed changes every AI image and no original."""
     assert_twin_end_to_end(twin, tmp_path, LIMIT, SETTINGS[twin], SCHEDULERS[twin])
+
+
+class Printed(logging.Handler):
+    """What a handler of diffusers' logger would print (diffusers' records never reach the root logger)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_tiny_twins_print_no_notice_a_user_cannot_act_on(tmp_path):
+    """SDXL's inpaint pipeline casts its VAE around each encode (diffusers then warns of 'modules that should be kept
+    in float32: []'); a tiny twin's byte-level tokenizer cuts the instruction that a real CLIP tokenizer keeps."""
+    printed = Printed()
+    logging.getLogger("diffusers").addHandler(printed)
+    try:
+        for twin in ("sdxl_inpaint_tiny", "flux_kontext_tiny"):
+            assert make_dataset(samples_cfg(twin, tmp_path / twin, "limit=1")).generated == 1
+    finally:
+        logging.getLogger("diffusers").removeHandler(printed)
+    assert not [m for m in printed.messages if "kept in float32" in m or "can only handle sequences" in m]
+    # A real model's tokenizer cutting a prompt is news: only a tiny twin's generation hides it.
+    notice = f"CLIP {TRUNCATION_NOTICE} 77 tokens"
+    record = logging.LogRecord("diffusers", logging.WARNING, __file__, 1, notice, (), None)
+    assert QUIET_NOTICES.filter(record) and not QUIET_NOTICES.tiny_generating
 
 
 def test_the_instruction_is_recorded_and_names_the_dir(tmp_path):

@@ -41,6 +41,26 @@ from aigen.preprocess import to_square
 
 log = logging.getLogger(__name__)
 
+EMPTY_FLOAT32_NOTICE = "should be kept in float32: []."  # diffusers, on each `.to(dtype)`, naming no module
+TRUNCATION_NOTICE = "can only handle sequences up to"  # a CLIP tokenizer cut a long prompt
+
+
+class QuietNotices(logging.Filter):
+    """diffusers notices that tell an aigen user nothing: the float32 one with an empty list (SDXL's inpaint
+    pipeline casts its VAE around every encode and diffusers warns each time), and, while a tiny twin generates, its
+    byte-level tokenizer's cut of a long instruction (a real CLIP tokenizer keeps such a prompt whole)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tiny_generating = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return EMPTY_FLOAT32_NOTICE not in message and not (self.tiny_generating and TRUNCATION_NOTICE in message)
+
+
+QUIET_NOTICES = QuietNotices()
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 ALIGNMENTS = ("pixel", "semantic")  # pixel: the fake is the real photo regenerated in place; semantic: its content
 
@@ -371,6 +391,8 @@ class DiffusersGenerator(Generator):
         if device.type == "cuda" and not self.tiny:  # too big for the GPU: stop before loading, naming the options
             self.check_fits(self.memory_estimate(dtype)[0], free_cuda_bytes(device))
         diffusers.utils.logging.disable_progress_bar()
+        for handler in logging.getLogger("diffusers").handlers:  # its records reach only its own handler
+            handler.addFilter(QUIET_NOTICES)
         transformers.utils.logging.set_verbosity_error()  # e.g. "CLIPImageProcessor requires torchvision"
         transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars
         self.attach(self.load_model(self.pretrained_location(), dtype), device)
@@ -453,11 +475,15 @@ class DiffusersGenerator(Generator):
         """One `run` per side (native squares of a batch differ; a model call stacks one side), in input order."""
         groups = same_side_groups(inputs) if self.native else [list(range(len(inputs)))]
         images: list[Image.Image] = [None] * len(inputs)
-        with torch.inference_mode():
-            for group in groups:
-                generated = self.run([inputs[i] for i in group], self.torch_generators([seeds[i] for i in group]))
-                for index, image in zip(group, generated, strict=True):
-                    images[index] = image
+        QUIET_NOTICES.tiny_generating = bool(self.tiny)
+        try:
+            with torch.inference_mode():
+                for group in groups:
+                    generated = self.run([inputs[i] for i in group], self.torch_generators([seeds[i] for i in group]))
+                    for index, image in zip(group, generated, strict=True):
+                        images[index] = image
+        finally:
+            QUIET_NOTICES.tiny_generating = False
         for image, given in zip(images, inputs, strict=True):
             expected = given.width if self.native else self.gen_size
             if image.size != (expected, expected):
