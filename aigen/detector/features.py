@@ -19,6 +19,7 @@ from aigen.detector.probe import FeatureProbe, backbone_location, load_backbone
 from aigen.detector.runtime import autocast, loader
 from aigen.errors import UserError
 from aigen.files import write_atomic
+from aigen.words import counted
 
 
 def backbone_stamp(location: str, name: str, revision: str | None) -> list:
@@ -74,7 +75,7 @@ class FeatureCache:
             write_atomic(path, buffer.getvalue())
         unreadable = int((stored["labels"] == UNREADABLE).sum())
         if unreadable and not skip_unreadable:
-            raise UserError(f"{desc}: {unreadable} images cannot be decoded (their features were left out)")
+            raise UserError(f"{desc}: {counted(unreadable, 'image')} cannot be decoded (their features were left out)")
         return torch.utils.data.TensorDataset(stored["features"], stored["labels"])
 
     @torch.no_grad()

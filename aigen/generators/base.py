@@ -8,6 +8,7 @@ from PIL import Image
 
 from aigen.errors import SkipImage
 from aigen.native import DEFAULT_MAX_SIDE, NATIVE
+from aigen.words import counted
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Generator:
     def plan(self, count: int, whole: int | None = None) -> str:
         """One line saying what generating `count` images will do; `whole` is the count still missing over all
         shards (None when not computed). Paid APIs print the cost and refuse a `whole` over budget."""
-        return f"{self.name}: {count} images"
+        return f"{self.name}: {counted(count, 'image')}"
 
     def default_batch_size(self) -> int:
         """What `batch_size=auto` means for this generator on this machine."""

@@ -48,6 +48,7 @@ from aigen.native import (
     native_grid,
 )
 from aigen.preprocess import Photo, to_rgb, to_square
+from aigen.words import counted
 
 LOSSLESS_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp", ".webp")
 JPEG_EXTENSIONS = (".jpg", ".jpeg")
@@ -83,7 +84,8 @@ class Identity(Generator):
         return "at its native side" if self.native else f"at {self.gen_size} px"
 
     def plan(self, count: int, whole: int | None = None) -> str:
-        return f"{self.name}: {count} control images (the photo itself {self.at_gen_size()}; nothing generated)"
+        images = counted(count, "control image")
+        return f"{self.name}: {images} (the photo itself {self.at_gen_size()}; nothing generated)"
 
     def default_batch_size(self) -> int:
         return 16
@@ -162,7 +164,8 @@ class LosslessTwin(Identity):
         self._sources: dict[str, Path] = {}  # gen_size=native: the source photo, whose block grid places the cut
 
     def plan(self, count: int, whole: int | None = None) -> str:
-        return f"{self.name}: {count} control images (the {self.kind} twin {self.at_gen_size()}; nothing generated)"
+        images = counted(count, "control image")
+        return f"{self.name}: {images} (the {self.kind} twin {self.at_gen_size()}; nothing generated)"
 
     def load(self) -> None:
         """Key every twin by the exact square the factory will decode from its source JPEG."""

@@ -38,6 +38,7 @@ from aigen.generators.gpu import (
 )
 from aigen.native import DEFAULT_MAX_SIDE, NATIVE, check_gen_size, check_max_side, same_side_groups
 from aigen.preprocess import to_square
+from aigen.words import counted
 
 log = logging.getLogger(__name__)
 
@@ -285,8 +286,8 @@ class DiffusersGenerator(Generator):
         device = resolve_device(self.device)
         big = "".join(f", {option}={value}" for option, value in self.big_model_options().items())
         return (
-            f"{self.name}: {count} images with {self.model} ({self.weights} weights), {self.plan_detail()}, on "
-            f"{device}{big}"
+            f"{self.name}: {counted(count, 'image')} with {self.model} ({self.weights} weights), "
+            f"{self.plan_detail()}, on {device}{big}"
         )
 
     def plan_detail(self) -> str:

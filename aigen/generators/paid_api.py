@@ -27,6 +27,7 @@ from aigen.checks import whole_number
 from aigen.errors import RunStopped, SkipImage, UserError
 from aigen.generators.base import Generator, Variation
 from aigen.preprocess import to_square
+from aigen.words import counted
 
 CONNECTION_FAILURES_TO_STOP = 3  # photos in a row whose requests could not connect: no network, stop
 KEY_LIKE = {  # key shapes scrubbed from any message, whoever's key it is: OpenAI's and Google's
@@ -263,7 +264,9 @@ class PaidAPI(Generator):
         price = self.price_per_image()
         whole = count if whole is None else whole
         cost = whole * price
-        scope = f"{whole} images" if whole == count else f"{count} images in this shard, {whole} in all shards"
+        scope = counted(whole, "image")
+        if whole != count:
+            scope = f"{counted(count, 'image')} in this shard, {whole} in all shards"
         line = (
             f"{self.name}: {scope} from {self.settings_line()} via {self.host()}, estimated cost "
             f"${cost:.2f} (${price:.4g} per image, generator.max_cost=${self.max_cost:.2f} for the whole dataset)"
