@@ -59,18 +59,23 @@ def dataset_dir(cfg: DictConfig, source: Source, generator: Generator) -> Path:
 
 
 def versioned(named: Path, content: dict) -> Path:
-    """`named`, unless it holds another config's dataset: then `<named>-<this config's fingerprint, 8 digits>`.
+    """`named`, unless it holds another config's dataset: then `<named>-<this config's fingerprint, 8 hex digits>`.
 
-    The name carries only the main settings, so a sweep over another one (steps, scheduler, pairing, a second
-    folder of the same name) meets the first value's dir; each config gets its own instead. Once made, the
-    fingerprinted dir is this config's for good (found first, whatever `named` holds later)."""
+    The name carries only the main settings, so a sweep over another fingerprinted one (steps, scheduler,
+    `pairing.geometry`) meets the first value's dir; each config gets its own instead. Once made, the fingerprinted
+    dir is this config's for good (found first, whatever `named` holds later). Not when only the source's identity
+    differs: that is most often the same photos at another path (a shard on another node, a moved copy), where a
+    new dataset would make (and pay for) every pair again; `check_record` refuses it, naming `source.identity`.
+    A folder there that aigen did not make is refused too."""
     own = fingerprint(content)
     beside = named.with_name(f"{named.name}-{own[:8]}")
     if beside.is_dir():
         return beside
     existing = read_record(named) if named.is_dir() else None
-    if existing is None or existing["fingerprint"] == own:
+    if existing is None or existing.get("fingerprint") in (None, own) or not isinstance(existing.get("content"), dict):
         return named
-    changes = "; ".join(differences(existing["content"], content))
-    print(f"{named.name} holds another config's dataset ({changes}): this one goes to {beside.name}")
+    changes = differences(existing["content"], content)
+    if all(change.startswith("source.identity:") for change in changes):
+        return named
+    print(f"{named.name} holds another config's dataset ({'; '.join(changes)}): this one goes to {beside.name}")
     return beside

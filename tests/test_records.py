@@ -81,13 +81,11 @@ def test_two_folders_with_the_same_file_names_never_merge(tmp_path):
     assert second.dataset_dir.name.startswith("work-sd_tiny-64-")
     assert first.dataset_dir != second.dataset_dir and second.generated == 2
 
-    # A folder with the same own name elsewhere: same default name, but its identity differs -> a dir of its own,
+    # A folder with the same own name elsewhere: same default name, but its identity differs -> refused (most
+    # often the same photos moved, or a shard on another node: never a new dataset that makes every pair again),
     other = make_folder(tmp_path / "elsewhere" / "holiday", SAME_NAMES)
-    elsewhere = make_dataset(folder_cfg(other, data_dir=data))
-    assert elsewhere.dataset_dir.name.startswith(f"{first.dataset_dir.name}-") and elsewhere.generated == 2
-    # ... and never the first one's, even when named: refused.
-    with pytest.raises(UserError, match="different config.*source.identity"):
-        make_dataset(folder_cfg(other, data_dir=data, dataset_dir=first.dataset_dir))
+    with pytest.raises(UserError, match=rf"photos at another path.*pass source.identity={holiday} to resume"):
+        make_dataset(folder_cfg(other, data_dir=data))
     # ... unless the user says the photos are the same ones (e.g. a moved copy).
     assert make_dataset(folder_cfg(other, f"source.identity={holiday}", data_dir=data)).already_done == 2
 
@@ -110,6 +108,16 @@ def test_a_setting_the_default_name_leaves_out_gets_a_dir_of_its_own(tmp_path, c
     # Once made, it stays this config's, whatever holds the plain name later.
     shutil.rmtree(plain.dataset_dir)
     assert make_dataset(folder_cfg(photos, "generator.steps=7", data_dir=data)).dataset_dir == seven.dataset_dir
+
+
+def test_a_hand_made_dataset_json_at_the_default_name_is_one_line(tmp_path):
+    data = tmp_path / "data"
+    photos = make_folder(tmp_path / "photos", SAME_NAMES)
+    plain = make_dataset(folder_cfg(photos, data_dir=data)).dataset_dir
+    (plain / "dataset.json").write_text('{"note": "made by hand"}')
+    for overrides in ([], ["generator.steps=7"]):
+        with pytest.raises(UserError, match=r"dataset.json has no fingerprint and content: .* not made by run.py"):
+            make_dataset(folder_cfg(photos, *overrides, data_dir=data))
 
 
 def test_a_sweep_job_that_loses_the_race_for_the_default_name_goes_beside_it(tmp_path):

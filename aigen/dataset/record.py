@@ -90,11 +90,24 @@ def check_record(dataset_dir: Path, content: dict, shard_count: int) -> None:
                 "); refusing to write into a folder aigen did not make"
             )
         return
+    if "fingerprint" not in existing or not isinstance(existing.get("content"), dict):
+        raise UserError(
+            f"{dataset_dir / DATASET_JSON} has no fingerprint and content: a dataset dir not made by run.py; "
+            "refusing to write into it"
+        )
     if existing["fingerprint"] != fingerprint(content):
         changes = "; ".join(differences(existing["content"], content))
+        if changes.startswith("source.identity:") and ";" not in changes:
+            identity = existing["content"].get("source", {}).get("identity")
+            raise AnotherConfigError(
+                f"{dataset_dir} was made from photos at another path ({changes}): if they are the same photos (a "
+                f"copy, another node), pass source.identity={identity} to resume; if not, give these their own "
+                "source.name=... or dataset_dir=..."
+            )
         raise AnotherConfigError(
-            f"{dataset_dir} was made by a different config ({changes}); pass another dataset_dir=... (or none: "
-            "the default name is versioned) to write a new dataset, or rerun with the original settings to resume"
+            f"{dataset_dir} was made by a different config ({changes}); pass another dataset_dir=... (or "
+            "dataset_dir=null for the default name, versioned) to write a new dataset, or rerun with the original "
+            "settings to resume"
         )
     layout = existing.get("shard_count", shard_count)
     if layout != shard_count:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -61,7 +62,7 @@ def open_record(cfg: DictConfig, plan: Plan) -> tuple[Plan, dict]:
         if not plan.named_by_default:
             raise
         cfg.dataset_dir = None
-        plan = make_plan(cfg, plan.source, plan.generator)
+        plan = replace(make_plan(cfg, plan.source, plan.generator), batch_size=plan.batch_size)  # weights loaded now
         config = redact(OmegaConf.to_container(cfg, resolve=True))
         create_record(plan.dataset_dir, plan.content, config, plan.shard.count)
     return plan, config

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from aigen import identity
 from aigen.dataset import Shard, done_rows
-from aigen.dataset.record import check_record
+from aigen.dataset.record import AnotherConfigError, check_record
 from aigen.devices import check_available, select_gpu
 from aigen.errors import UserError
 from aigen.generators.base import Generator
@@ -103,8 +103,14 @@ def make_plan(cfg: DictConfig, source: Source | None = None, generator: Generato
     tracker: WandbTracker | None = build(cfg.logger) if cfg.get("logger") else None
     named_by_default = not cfg.get("dataset_dir")
     dataset_dir = identity.dataset_dir(cfg, source, generator)
+    try:
+        check_record(dataset_dir, content, shard.count)
+    except AnotherConfigError:
+        if not named_by_default:
+            raise
+        dataset_dir = identity.dataset_dir(cfg, source, generator)  # another config took the name meanwhile
+        check_record(dataset_dir, content, shard.count)
     cfg.dataset_dir = str(dataset_dir)  # recorded as it was resolved
-    check_record(dataset_dir, content, shard.count)
     log.info("source %s, generator %s", type(source).__name__, type(generator).__name__)
 
     # 2. Choose the photos (a seeded sample, this shard's part) and see which pairs are done, by source content.
