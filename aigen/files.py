@@ -11,6 +11,14 @@ from pathlib import Path
 
 from aigen.errors import UserError
 
+OUTPUT_MARK = ".aigen-output"  # a hidden file in every folder aigen's tools write: folder sources skip the folder
+
+
+def mark_as_output(folder: Path, tool: str) -> None:
+    """Mark `folder` as `tool`'s output, so that a photo folder holding it never reads its images (a report's copied
+    pairs, an audit's plot, a detector's heatmaps) as photos."""
+    (folder / OUTPUT_MARK).write_text(f"written by {tool}: aigen's folder sources skip this folder\n", encoding="utf-8")
+
 
 def write_atomic(path: Path, data: bytes, tmp_tag: str = "") -> None:
     """Write to a hidden temporary name, fsync, rename: readers see the old file or the whole new one."""

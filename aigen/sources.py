@@ -19,6 +19,7 @@ from PIL import Image
 
 from aigen.dataset import AI, ORIGINAL, is_dataset_dir
 from aigen.errors import SkipImage, UserError
+from aigen.files import OUTPUT_MARK
 from aigen.hash_cache import HashCache
 from aigen.words import counted
 
@@ -171,6 +172,7 @@ ONE_IGNORED = {
     "macOS resource forks (._*)": "macOS resource fork (._*)",
     "hidden files and folders (.*)": "hidden file or folder (.*)",
     "aigen dataset dirs (dataset.json)": "aigen dataset dir (dataset.json)",
+    "aigen and Hydra output folders": "aigen or Hydra output folder",
 }
 
 
@@ -258,6 +260,11 @@ def is_aigen_dataset(folder: Path) -> bool:
     return is_dataset_dir(folder) and (folder / ORIGINAL).is_dir() and (folder / AI).is_dir()
 
 
+def is_output_folder(folder: Path) -> bool:
+    """A folder an aigen tool wrote (its OUTPUT_MARK) or a Hydra run dir (`.hydra/`: a run's preview.png)."""
+    return (folder / OUTPUT_MARK).is_file() or (folder / ".hydra").is_dir()
+
+
 class FolderSource(Source):
     """Every photo below `root`, found recursively and recognised by content: files with a photo extension
     (case-insensitive) are taken, any other file is opened once to see whether Pillow can read it.
@@ -266,7 +273,8 @@ class FolderSource(Source):
     that loading them records a reason instead of losing them silently. Hidden files and folders (`.thumbs/`,
     `.Trash/`, `.git/`) are ignored and counted, as a file browser and `datasets`' imagefolder hide them: they hold
     thumbnails, deleted or duplicate copies rather than the collection. So is an aigen dataset dir below `root`
-    (a folder with a dataset.json), so that generated images never come back as originals.
+    (a folder with a dataset.json), and a folder an aigen tool or a Hydra run wrote (a report's copied pairs, a
+    run's preview), so that generated images never come back as originals.
 
     `name` (default: the folder's own name) names the dataset dir; `identity` (default: the folder's absolute
     path) goes into the dataset's fingerprint, so that two folders never merge into one dataset dir unless they
@@ -310,6 +318,10 @@ class FolderSource(Source):
             visited_dirs.add((stat.st_dev, stat.st_ino))
             if folder != str(self.root) and is_aigen_dataset(Path(folder)):
                 self.ignored["aigen dataset dirs (dataset.json)"].add(f"{self._relative(Path(folder))}/")
+                dirnames.clear()
+                continue
+            if folder != str(self.root) and is_output_folder(Path(folder)):
+                self.ignored["aigen and Hydra output folders"].add(f"{self._relative(Path(folder))}/")
                 dirnames.clear()
                 continue
             for dirname in sorted(name for name in dirnames if name.startswith(HIDDEN_PREFIX)):

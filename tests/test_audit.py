@@ -148,7 +148,13 @@ def test_the_audit_writes_its_report_outside_the_dataset_dir(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert audit.main([str(dataset)]) == 0
     out = tmp_path / "outputs" / "audit-blurred"
-    assert sorted(path.name for path in out.iterdir()) == ["audit.csv", "audit.json", "audit.md", "audit.png"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        ".aigen-output",
+        "audit.csv",
+        "audit.json",
+        "audit.md",
+        "audit.png",
+    ]
     assert sorted(path.name for path in dataset.iterdir()) == ["ai", "dataset.json", "manifest.jsonl", "original"]
     summary = json.loads((out / "audit.json").read_text())
     assert summary["pairs"] == 8

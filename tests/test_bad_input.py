@@ -12,10 +12,12 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from aigen.audit.cli import main as audit_main
 from aigen.dataset import read_rows
 from aigen.errors import SkipImage, UserError
 from aigen.factory import make_dataset
 from aigen.preprocess import ImageLoader
+from aigen.report.cli import main as report_main
 from aigen.sources import MAX_ID_BYTES, FolderSource
 from conftest import manifest_rows, run_cli
 
@@ -142,6 +144,25 @@ def test_a_dataset_dir_inside_the_photo_folder_is_not_read_back(tiny_cfg, tmp_pa
     source = FolderSource(str(tmp_path))
     source.items()
     assert source.ignored_line() == "ignored 1 aigen dataset dir (dataset.json) (e.g. processed/pairs/)"
+
+
+def test_what_aigen_and_hydra_wrote_inside_the_photo_folder_is_not_read_back(tiny_cfg, tmp_path):
+    """A report with --copy (both halves of every pair), an audit's plot and a run's preview.png, written inside the
+    photo folder (the tools run from there): the next run reads the two photos only."""
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(jpeg_bytes(photo()))
+    cheap = ("source=folder", f"source.root={tmp_path}", "generator=identity", "size=64")
+    pairs = make_dataset(tiny_cfg(*cheap, dataset_dir=tmp_path / "processed" / "pairs")).dataset_dir
+    assert report_main([str(pairs), "--out", str(tmp_path / "site"), "--copy"]) == 0
+    assert audit_main([str(pairs), "--out", str(tmp_path / "audit")]) == 0
+    run_dir = tmp_path / "outputs" / "2026-12-01" / "10-00-00"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "preview.png").write_bytes(jpeg_bytes(photo()))
+    source = FolderSource(str(tmp_path))
+    assert [item.id for item in source.items()] == ["a", "b"]
+    assert "ignored 3 aigen and Hydra output folders (e.g. audit/, outputs/2026-12-01/10-00-00/, site/)" in (
+        source.ignored_line()
+    )
 
 
 def test_a_photo_collection_that_ships_its_own_dataset_json_keeps_its_photos(tmp_path):

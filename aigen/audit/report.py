@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from aigen.audit.cues import ALPHA, CSV_COLUMNS, FAIR_BAND, AuditResult, CueResult
+from aigen.files import mark_as_output
 from aigen.tables import markdown_table
 
 FLAG_RULE = (
@@ -141,6 +142,7 @@ def summary_json(result: AuditResult) -> dict:
 def write_report(result: AuditResult, out_dir: Path) -> dict[str, Path]:
     """audit.md, audit.csv, audit.json and audit.png in `out_dir`, by kind."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    mark_as_output(out_dir, "python -m aigen.audit")
     paths = {kind: out_dir / f"audit.{kind}" for kind in ("md", "csv", "json", "png")}
     paths["md"].write_text(markdown_report(result), encoding="utf-8")
     with open(paths["csv"], "w", newline="", encoding="utf-8") as handle:

@@ -25,7 +25,7 @@ from aigen.errors import UserError
 from aigen.export.card import CardFacts, dataset_card
 from aigen.export.collect import SPLITS, collect_pairs, metadata_columns, open_dataset_dirs
 from aigen.export.shards import FORMATS, check_format_available, write_shards
-from aigen.files import folder_replaced_whole, read_json_object
+from aigen.files import folder_replaced_whole, mark_as_output, read_json_object
 from aigen.gallery import contact_sheet, gallery_rows
 from aigen.splits import check_fractions
 from aigen.words import counted
@@ -211,6 +211,7 @@ def build(options: ExportOptions, dirs: list[DatasetDir], found: FoundAudits, ro
         "files": files,
     }
     (root / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    mark_as_output(root, "python -m aigen.export")
     return ExportResult(options.out, splits, files, list(audits), repo_id, outdated_line(found))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from aigen.cli import add_audit_option, one_line_errors
 from aigen.errors import UserError
 from aigen.export.cli import FoundAudits, check_out_dir, outdated_line
-from aigen.files import folder_replaced_whole
+from aigen.files import folder_replaced_whole, mark_as_output
 from aigen.report.collect import DatasetFacts, DetectorOutput, collect_datasets, read_detector_output
 from aigen.report.pages import write_pair_data
 from aigen.report.render import write_site
@@ -72,6 +72,7 @@ def build(options: ReportOptions, facts: list[DatasetFacts], outputs: list[Detec
     title = options.title or f"aigen report: {options.out.name}"
     write_site(root, title, facts, pair_index, outputs)
     (root / REPORT_RECORD).write_text(json.dumps(record(options, facts, outputs), indent=2) + "\n", encoding="utf-8")
+    mark_as_output(root, "python -m aigen.report")
     return pair_index
 
 
