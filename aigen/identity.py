@@ -9,7 +9,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from aigen.dataset.layout import read_record
-from aigen.dataset.record import differences, fingerprint
+from aigen.dataset.record import differences, fingerprint, same_config
 from aigen.generators.base import Generator
 from aigen.sources import Source
 
@@ -20,10 +20,12 @@ def settings_of(node: DictConfig) -> dict:
 
 
 def content_config(cfg: DictConfig, source: Source, generator: Generator) -> dict:
-    """Everything that decides the bytes of a pair: which photos (the source's identity), the output size, JPEG
-    settings and pair processing, the generator's settings, and `seed` only where it seeds the generator."""
+    """Everything that decides the bytes of a pair: which photos and how they are read (the source's identity and
+    reading), the output size, JPEG settings and pair processing, the generator's settings, and `seed` only where it
+    seeds the generator."""
+    photos = {"name": source.name, "identity": source.identity}
     content = {
-        "source": {"name": source.name, "identity": source.identity},
+        "source": photos | ({"reading": source.reading} if source.reading else {}),
         "size": cfg.size,
         "jpeg": settings_of(cfg.jpeg),
         "pairing": pairing_settings(cfg),
@@ -72,7 +74,9 @@ def versioned(named: Path, content: dict) -> Path:
     if beside.is_dir():
         return beside
     existing = read_record(named) if named.is_dir() else None
-    if existing is None or existing.get("fingerprint") in (None, own) or not isinstance(existing.get("content"), dict):
+    if existing is None or "fingerprint" not in existing or not isinstance(existing.get("content"), dict):
+        return named
+    if same_config(existing, content):
         return named
     changes = differences(existing["content"], content)
     if all(change.startswith("source.identity:") for change in changes):

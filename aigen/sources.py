@@ -234,12 +234,15 @@ def with_unique_ids(items: list[SourceItem]) -> list[SourceItem]:
 
 
 class Source:
-    """What every source has: `name` names the dataset dir, `identity` goes into its fingerprint, and `ignored`
-    counts what was found but is not a photo (said once in the summary)."""
+    """What every source has: `name` names the dataset dir, `identity` (which photos) and `reading` (how a photo's
+    bytes and id are taken from them) go into its fingerprint, and `ignored` counts what was found but is not a
+    photo (said once in the summary)."""
 
-    def __init__(self, name: str, identity: str) -> None:
+    def __init__(self, name: str, identity: str, reading: dict[str, str | None] | None = None) -> None:
         self.name = name
         self.identity = identity
+        # Only the settings given (or not at their default): datasets made before `reading` keep their fingerprint.
+        self.reading = {key: value for key, value in (reading or {}).items() if value is not None}
         self.ignored: dict[str, Ignored] = defaultdict(Ignored)
 
     def ignored_line(self) -> str:

@@ -120,7 +120,8 @@ class HFSource(Source):
         self.location = str(self.local or dataset)
         default_name = (self.local.stem if self.local else self.dataset.split("/")[-1]) or "hf"
         pinned = f"{self.location}@{revision}" if revision else self.location
-        super().__init__(name or default_name, identity or f"{pinned}[{split}]")
+        reading = {"image_column": None if image_column == "image" else image_column, "id_column": id_column}
+        super().__init__(name or default_name, identity or f"{pinned}[{split}]", reading)
         self.split = split
         self.image_column = image_column
         self.id_column = id_column

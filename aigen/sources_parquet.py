@@ -75,7 +75,8 @@ class ParquetSource(Source):
         if path is None or str(path).strip() == "":
             raise UserError("source.path is not set: source=parquet needs source.path=FILE.parquet or a folder")
         self.path = Path(to_absolute_path(os.path.expanduser(str(path))))
-        super().__init__(name or self.path.stem or "parquet", identity or str(self.path))
+        reading = {"image_column": None if image_column == "image" else image_column, "id_column": id_column}
+        super().__init__(name or self.path.stem or "parquet", identity or str(self.path), reading)
         self.image_column = image_column
         self.id_column = id_column
 

@@ -71,7 +71,7 @@ class WebDatasetSource(Source):
         first = self.shards[0]
         pattern = urls if isinstance(urls, str) else "::".join(str(url) for url in urls)
         absolute = "::".join(to_absolute_path(os.path.expanduser(part)) for part in pattern.split("::"))
-        super().__init__(name or first.parent.name or "webdataset", identity or absolute)
+        super().__init__(name or first.parent.name or "webdataset", identity or absolute, {"extension": extension})
         self.extension = extension
 
     def items(self) -> list[SourceItem]:

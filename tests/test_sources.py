@@ -21,6 +21,7 @@ import pytest
 from hydra.utils import instantiate
 
 from aigen.dataset import read_rows
+from aigen.dataset.record import READING_RECORDED, fingerprint
 from aigen.errors import UserError
 from aigen.factory import make_dataset
 from aigen.hash_cache import cache_files
@@ -107,6 +108,26 @@ def test_the_same_photos_make_the_same_pairs_as_a_folder(kind, collection, folde
     assert len(manifest_rows(out)) == len(PHOTOS)
     assert by_id(out) == by_id(folder_pairs)
     assert file_bytes(out) == file_bytes(folder_pairs)
+
+
+@pytest.mark.parametrize("kind, other", [("hf", "source.id_column=null"), ("webdataset", "source.extension=jpg")])
+def test_reading_the_photos_otherwise_is_another_dataset(kind, other, collection, tiny_cfg, tmp_path):
+    """The column that names the photos, or the member of a sample that is the photo, decides the pairs: another
+    value never resumes into (nor deletes from) the dataset the first one made."""
+    first = make_dataset(tiny_cfg(*collection[kind], *CHEAP)).dataset_dir
+    before = file_bytes(first)
+    with pytest.raises(UserError, match=r"different config \(source\.reading"):
+        make_dataset(tiny_cfg(*collection[kind], *CHEAP, other))
+    assert file_bytes(first) == before
+
+
+def test_a_dataset_made_before_reading_was_recorded_resumes(collection, tiny_cfg, tmp_path):
+    first = make_dataset(tiny_cfg(*collection["hf"], *CHEAP)).dataset_dir
+    record = json.loads((first / "dataset.json").read_text())
+    del record["content"]["source"]["reading"], record[READING_RECORDED]  # as an earlier aigen wrote it
+    record["fingerprint"] = fingerprint(record["content"])
+    (first / "dataset.json").write_text(json.dumps(record))
+    assert make_dataset(tiny_cfg(*collection["hf"], *CHEAP)).already_done == len(PHOTOS)
 
 
 def test_the_source_jpeg_history_is_read_from_a_container(collection, folder_pairs, tiny_cfg, tmp_path):

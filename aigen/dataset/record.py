@@ -24,6 +24,22 @@ def fingerprint(content: dict) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
+READING_RECORDED = "source_reading_recorded"  # dataset.json's mark: its fingerprint covers source.reading
+
+
+def same_config(existing: dict, content: dict) -> bool:
+    """Whether a dataset.json was made by `content`. One made before sources recorded how they read their photos
+    (`source.reading`: a column, a member's extension; no READING_RECORDED mark) matches `content` without it:
+    which one it read is not known, and such a dir resumes as it did."""
+    if existing["fingerprint"] == fingerprint(content):
+        return True
+    source = content.get("source", {})
+    if "reading" not in source or existing.get(READING_RECORDED):
+        return False
+    unread = content | {"source": {key: value for key, value in source.items() if key != "reading"}}
+    return existing["fingerprint"] == fingerprint(unread)
+
+
 def package_versions() -> dict[str, str | None]:
     versions = {}
     for package in PACKAGES:
@@ -95,7 +111,7 @@ def check_record(dataset_dir: Path, content: dict, shard_count: int) -> None:
             f"{dataset_dir / DATASET_JSON} has no fingerprint and content: a dataset dir not made by run.py; "
             "refusing to write into it"
         )
-    if existing["fingerprint"] != fingerprint(content):
+    if not same_config(existing, content):
         changes = "; ".join(differences(existing["content"], content))
         if changes.startswith("source.identity:") and ";" not in changes:
             identity = existing["content"].get("source", {}).get("identity")
@@ -129,6 +145,7 @@ def create_record(dataset_dir: Path, content: dict, config: dict, shard_count: i
                 dataset_dir,
                 {
                     "fingerprint": fingerprint(content),
+                    READING_RECORDED: True,
                     "content": content,
                     "config": config,
                     "shard_count": shard_count,
