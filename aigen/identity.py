@@ -9,7 +9,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from aigen.dataset.layout import read_record
-from aigen.dataset.record import differences, fingerprint, same_config
+from aigen.dataset.record import differences, fingerprint, only_identity_differs, same_config
 from aigen.generators.base import Generator
 from aigen.sources import Source
 
@@ -79,7 +79,7 @@ def versioned(named: Path, content: dict) -> Path:
     if same_config(existing, content):
         return named
     changes = differences(existing["content"], content)
-    if all(change.startswith("source.identity:") for change in changes):
+    if not changes or only_identity_differs(changes):  # check_record refuses, saying which
         return named
     print(f"{named.name} holds another config's dataset ({'; '.join(changes)}): this one goes to {beside.name}")
     return beside

@@ -21,6 +21,7 @@ from PIL import Image
 
 from aigen.dataset import Shard
 from aigen.dataset.layout import paired_ids
+from aigen.dataset.record import differences, only_identity_differs
 from aigen.errors import UserError
 from aigen.factory import build, make_dataset
 from aigen.generators.sd import SDImageVariation
@@ -123,7 +124,7 @@ def test_a_hand_made_dataset_json_at_the_default_name_is_one_line(tmp_path):
 def test_a_sweep_job_that_loses_the_race_for_the_default_name_goes_beside_it(tmp_path):
     """Two configs' jobs plan the same free default name at once; the one that opens it second plans again."""
     data = tmp_path / "data"
-    photos = make_folder(tmp_path / "photos", SAME_NAMES)
+    photos = make_folder(tmp_path / "photos", SAME_NAMES | {"notes.txt": b"not a photo"})
     cfg = folder_cfg(photos, "generator.steps=7", data_dir=data)
     generator = build(cfg.generator)
     load = generator.load
@@ -137,6 +138,15 @@ def test_a_sweep_job_that_loses_the_race_for_the_default_name_goes_beside_it(tmp
     other = data / "processed" / summary.dataset_dir.name.rsplit("-", 1)[0]
     assert summary.dataset_dir != other and summary.generated == 2
     assert len(paired_ids(other)) == len(paired_ids(summary.dataset_dir)) == 2
+    [run] = json.loads((summary.dataset_dir / "dataset.json").read_text())["runs"]
+    assert run["ignored"]["files that are not images"] == {"count": 1, "examples": ["notes.txt"]}  # once, replanned
+
+
+def test_only_the_photos_location_differing_is_told_apart_from_nothing_differing():
+    assert differences({"a": 1}, {"a": 1, "b": None}) == ["b: unset -> None"]
+    assert not only_identity_differs([])
+    assert only_identity_differs(["source.identity: '/mnt/a;b/photos' -> '/data/photos'"])
+    assert not only_identity_differs(["source.identity: '/a' -> '/b'", "generator.steps: 5 -> 7"])
 
 
 def test_home_in_source_root_is_expanded(tmp_path, monkeypatch):

@@ -77,16 +77,32 @@ def _write(dataset_dir: Path, record: dict) -> None:
     write_atomic(dataset_dir / DATASET_JSON, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
+class Unset:
+    """A setting one content config has and the other lacks (not the same as one set to None)."""
+
+    def __repr__(self) -> str:
+        return "unset"
+
+
+UNSET = Unset()
+
+
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Each setting that differs between two content configs, as `key: old -> new` (nested keys dotted)."""
     changes = []
     for key in sorted(set(old) | set(new)):
-        before, after = old.get(key), new.get(key)
+        before, after = old.get(key, UNSET), new.get(key, UNSET)
         if isinstance(before, dict) and isinstance(after, dict):
             changes += differences(before, after, f"{prefix}{key}.")
         elif before != after:
             changes.append(f"{prefix}{key}: {before!r} -> {after!r}")
     return changes
+
+
+def only_identity_differs(changes: list[str]) -> bool:
+    """The photos' location is all that differs: most often the same photos at another path (a moved copy, a shard
+    on another node), never a reason to start another dataset under the same name."""
+    return bool(changes) and all(change.startswith("source.identity:") for change in changes)
 
 
 class AnotherConfigError(UserError):
@@ -112,16 +128,16 @@ def check_record(dataset_dir: Path, content: dict, shard_count: int) -> None:
             "refusing to write into it"
         )
     if not same_config(existing, content):
-        changes = "; ".join(differences(existing["content"], content))
-        if changes.startswith("source.identity:") and ";" not in changes:
+        changes = differences(existing["content"], content)
+        if only_identity_differs(changes):
             identity = existing["content"].get("source", {}).get("identity")
             raise AnotherConfigError(
-                f"{dataset_dir} was made from photos at another path ({changes}): if they are the same photos (a "
-                f"copy, another node), pass source.identity={identity} to resume; if not, give these their own "
-                "source.name=... or dataset_dir=..."
+                f"{dataset_dir} was made from photos at another path ({'; '.join(changes)}): if they are the same "
+                f"photos (a copy, another node), pass source.identity={identity} to resume; if not, give these their "
+                "own source.name=... or dataset_dir=..."
             )
         raise AnotherConfigError(
-            f"{dataset_dir} was made by a different config ({changes}); pass another dataset_dir=... (or "
+            f"{dataset_dir} was made by a different config ({'; '.join(changes)}); pass another dataset_dir=... (or "
             "dataset_dir=null for the default name, versioned) to write a new dataset, or rerun with the original "
             "settings to resume"
         )

@@ -93,7 +93,7 @@ GENERATORS = {
 
 
 def source_terms(source: dict) -> Terms:
-    """The terms of a dataset's photos, from dataset.json's `content.source` ({name, identity})."""
+    """The terms of a dataset's photos, from dataset.json's `content.source` ({name, identity[, reading]})."""
     found = SOURCES.get(str(source.get("identity")))
     return found or Terms(f"{source.get('name')} ({source.get('identity')})", UNKNOWN, known=False)
 

@@ -114,6 +114,7 @@ def make_plan(cfg: DictConfig, source: Source | None = None, generator: Generato
     log.info("source %s, generator %s", type(source).__name__, type(generator).__name__)
 
     # 2. Choose the photos (a seeded sample, this shard's part) and see which pairs are done, by source content.
+    source.ignored.clear()  # a second plan of one source (after a lost race) counts its files once
     everything = source.items()
     if source.ignored:
         print(source.ignored_line())
