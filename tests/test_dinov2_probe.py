@@ -161,5 +161,5 @@ def test_undecodable_images_are_skipped_in_scoring_and_stop_training(noise_set, 
     broken = tmp_path / "broken"
     shutil.copytree(noise_set, broken)
     (broken / "ai" / "p003.jpg").write_text("not an image")
-    with pytest.raises(UserError, match=r"features \(train\): 1 image cannot be decoded"):
+    with pytest.raises(UserError, match=rf"features \(train\): 1 image cannot be decoded, e.g. {broken}/ai/p003.jpg$"):
         train(compose_detect(f"train_sets=[{broken}]", f"output_dir={tmp_path / 'run2'}", "epochs=1", cache))

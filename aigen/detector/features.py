@@ -73,9 +73,11 @@ class FeatureCache:
             buffer = io.BytesIO()
             torch.save(stored, buffer)
             write_atomic(path, buffer.getvalue())
-        unreadable = int((stored["labels"] == UNREADABLE).sum())
+        unreadable = (stored["labels"] == UNREADABLE).nonzero().flatten().tolist()
         if unreadable and not skip_unreadable:
-            raise UserError(f"{desc}: {counted(unreadable, 'image')} cannot be decoded (their features were left out)")
+            paths = getattr(images, "paths", None)  # files (not a benchmark's rows): name the first
+            example = f", e.g. {paths[unreadable[0]]}" if paths else ""
+            raise UserError(f"{desc}: {counted(len(unreadable), 'image')} cannot be decoded{example}")
         return torch.utils.data.TensorDataset(stored["features"], stored["labels"])
 
     @torch.no_grad()
