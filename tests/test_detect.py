@@ -365,3 +365,20 @@ def test_training_refuses_when_no_photo_is_left_for_test(datasets, tmp_path):
     allowed = compose_detect(*overrides, "allow_no_test=true", "epochs=1")
     train(allowed)
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_heatmap_column_labels_keep_the_end_of_names_that_share_their_start():
+    """Dataset dir names differ at the end (`...-g3.0-s0` and its versioned `...-g3.0-s0-22f07e4c`): every
+    column label is the whole name, in lines that fit the cell."""
+    from PIL import Image, ImageDraw, ImageFont  # noqa: PLC0415
+
+    from aigen.detector.plots import draw_heatmap, label_lines  # noqa: PLC0415
+
+    measure, font = ImageDraw.Draw(Image.new("RGB", (1, 1))), ImageFont.load_default(size=14)
+    names = ["samples-sd_tiny-64-g3.0-s0", "samples-sd_tiny-64-g3.0-s0-22f07e4c", "x" * 40]
+    for name in names:
+        lines = label_lines(measure, name, font, 102)
+        assert "".join(lines) == name and all(measure.textlength(line, font=font) <= 102 for line in lines)
+    assert label_lines(measure, names[0], font, 102) != label_lines(measure, names[1], font, 102)
+    one_line = draw_heatmap([[0.5]], ["a"], ["a"], "accuracy")
+    assert draw_heatmap([[0.5, 0.5]], ["a"], names[:2], "accuracy").height > one_line.height

@@ -4,6 +4,7 @@ strength. Drawn with Pillow (no plotting dependency)."""
 from __future__ import annotations
 
 import math
+import re
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -54,6 +55,23 @@ def shade(value: float) -> tuple[int, int, int]:
     return (int(255 - 200 * share), int(255 - 140 * share), 255)
 
 
+def label_lines(draw: ImageDraw.ImageDraw, name: str, font, width: float) -> list[str]:
+    """`name` in lines no wider than `width`, broken after a `-`, `_` or `/` where one fits: dataset dir names share
+    their first words (`<source>-<generator>-...`) and differ at the end, so a cut name would read the same."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=[-_/])", name):
+        while draw.textlength(line + part, font=font) > width:
+            if line:
+                lines.append(line)
+                line = ""
+                continue
+            fits = max((k for k in range(2, len(part) + 1) if draw.textlength(part[:k], font=font) <= width), default=1)
+            lines.append(part[:fits])
+            part = part[fits:]
+        line += part
+    return [*lines, line] if line else lines
+
+
 def draw_heatmap(
     values: list[list[float]], rows: list[str], columns: list[str], title: str, notes: list[list[str]] | None = None
 ) -> Image.Image:
@@ -61,15 +79,18 @@ def draw_heatmap(
     (the interval and how many images it scored)."""
     cell, font, small = 110, ImageFont.load_default(size=18), ImageFont.load_default(size=14)
     tiny = ImageFont.load_default(size=11)
-    left = 30 + max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(name, font=small)) for name in rows)
-    top = 100
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = 30 + max(int(measure.textlength(name, font=small)) for name in rows)
+    labels = [label_lines(measure, name, small, cell - 8) for name in columns]
+    top = 84 + 16 * max(len(lines) for lines in labels)
     image = Image.new("RGB", (left + cell * len(columns) + 20, top + cell * len(rows) + 20), "white")
     draw = ImageDraw.Draw(image)
     centered_text(draw, (image.width / 2, 16), title, font, "black")
     centered_text(draw, (left + cell * len(columns) / 2, 44), "evaluated on (test pairs)", small, "gray")
     draw.text((6, top - 24), "trained on", font=small, fill="gray")
-    for index, name in enumerate(columns):
-        centered_text(draw, (left + (index + 0.5) * cell, 76), name[:14], small, "black")
+    for index, lines in enumerate(labels):
+        for number, line in enumerate(lines):
+            centered_text(draw, (left + (index + 0.5) * cell, 68 + 16 * number), line, small, "black")
     for row, (name, line) in enumerate(zip(rows, values, strict=True)):
         draw.text((6, top + (row + 0.5) * cell - 8), name, font=small, fill="black")
         for column, value in enumerate(line):
