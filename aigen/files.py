@@ -20,6 +20,15 @@ def mark_as_output(folder: Path, tool: str) -> None:
     (folder / OUTPUT_MARK).write_text(f"written by {tool}: aigen's folder sources skip this folder\n", encoding="utf-8")
 
 
+def claim_output(folder: Path, tool: str) -> None:
+    """Create `folder` and mark it as `tool`'s output, unless it already holds files and no mark: a folder of the
+    user's (of photos, maybe) is written into but never hidden from a folder source."""
+    taken = folder.is_dir() and any(folder.iterdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    if not taken or (folder / OUTPUT_MARK).is_file():
+        mark_as_output(folder, tool)
+
+
 def write_atomic(path: Path, data: bytes, tmp_tag: str = "") -> None:
     """Write to a hidden temporary name, fsync, rename: readers see the old file or the whole new one."""
     tmp = path.with_name(f".{path.name}{tmp_tag}.tmp")

@@ -7,7 +7,6 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from aigen.errors import unreadable_as_user_error
-from aigen.files import mark_as_output
 from aigen.seeding import gallery_key
 
 TILE = 128
@@ -42,6 +41,5 @@ def write_preview(dataset_dir: Path, rows: list[dict], run_dir: Path) -> Path | 
         return None
     path = run_dir / "preview.png"
     run_dir.mkdir(parents=True, exist_ok=True)
-    mark_as_output(run_dir, "run.py")  # also where Hydra keeps no .hydra/ (hydra.output_subdir=null)
     contact_sheet(dataset_dir, rows).save(path)
     return path

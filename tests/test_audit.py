@@ -143,6 +143,19 @@ def make_dataset(folder, pairs: int = 8, blur: float = 1.5):
     return folder
 
 
+def test_an_out_folder_holding_other_files_is_refused_and_an_earlier_audit_is_rewritten(tmp_path, capsys):
+    """A folder of photos given as --out would be marked as the audit's own (and left out of every folder source)."""
+    dataset = make_dataset(tmp_path / "blurred")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "cat.jpg").write_bytes(b"a photo")
+    assert audit.main([str(dataset), "--out", str(photos)]) == 2
+    assert "holds files an audit does not write (cat.jpg)" in capsys.readouterr().err
+    assert sorted(path.name for path in photos.iterdir()) == ["cat.jpg"]
+    for _ in range(2):
+        assert audit.main([str(dataset), "--out", str(tmp_path / "audit")]) == 0
+
+
 def test_the_audit_writes_its_report_outside_the_dataset_dir(tmp_path, monkeypatch, capsys):
     dataset = make_dataset(tmp_path / "blurred")
     monkeypatch.chdir(tmp_path)

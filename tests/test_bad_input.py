@@ -16,6 +16,7 @@ from aigen.audit.cli import main as audit_main
 from aigen.dataset import read_rows
 from aigen.errors import SkipImage, UserError
 from aigen.factory import make_dataset
+from aigen.files import claim_output
 from aigen.preprocess import ImageLoader
 from aigen.report.cli import main as report_main
 from aigen.sources import MAX_ID_BYTES, FolderSource
@@ -158,6 +159,8 @@ def test_what_aigen_and_hydra_wrote_inside_the_photo_folder_is_not_read_back(tin
     run_dir = tmp_path / "outputs" / "2026-12-01" / "10-00-00"
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / "preview.png").write_bytes(jpeg_bytes(photo()))
+    claim_output(tmp_path / "processed", "a detector given a folder that holds something already")
+    assert not (tmp_path / "processed" / ".aigen-output").exists()  # never hidden by a tool's mark
     source = FolderSource(str(tmp_path))
     assert [item.id for item in source.items()] == ["a", "b"]
     assert "ignored 3 aigen and Hydra output folders (e.g. audit/, outputs/2026-12-01/10-00-00/, site/)" in (

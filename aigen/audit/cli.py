@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from aigen.audit.cues import AuditResult, audit_dataset
-from aigen.audit.report import log_to_wandb, write_report
+from aigen.audit.report import AUDIT_FILES, log_to_wandb, write_report
 from aigen.cli import add_wandb_options, check_out_folder, one_line_errors
 from aigen.errors import UserError
 
@@ -21,10 +21,17 @@ def default_out_dir(dataset_name: str) -> Path:
 
 
 def check_out_dir(out_dir: Path, dataset_dir: Path) -> None:
-    """Refuse an output dir inside the dataset dir (it must stay a clean imagefolder), or one that is (under) a file."""
+    """Refuse an output dir inside the dataset dir (it must stay a clean imagefolder), one that is (under) a file,
+    and one holding files an audit does not write (a folder of photos: the audit would mark it as its own)."""
     if out_dir.resolve().is_relative_to(dataset_dir.resolve()):
         raise UserError(f"--out {out_dir} is inside the dataset dir; write the audit elsewhere")
     check_out_folder(out_dir)
+    others = sorted(p.name for p in out_dir.iterdir() if p.name not in AUDIT_FILES) if out_dir.is_dir() else []
+    if others:
+        raise UserError(
+            f"--out {out_dir} holds files an audit does not write ({', '.join(others[:3])}); name a new or empty "
+            "folder, or an earlier audit's"
+        )
 
 
 def run(

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from aigen.audit.cues import ALPHA, CSV_COLUMNS, FAIR_BAND, AuditResult, CueResult
-from aigen.files import mark_as_output
+from aigen.files import OUTPUT_MARK, mark_as_output
 from aigen.tables import markdown_table
 
 FLAG_RULE = (
@@ -137,6 +137,9 @@ def summary_json(result: AuditResult) -> dict:
         "probe": result.probe.summary(result.control) if result.probe else None,
         "flags": result.flags(),
     }
+
+
+AUDIT_FILES = frozenset({OUTPUT_MARK, *(f"audit.{kind}" for kind in ("md", "csv", "json", "png"))})
 
 
 def write_report(result: AuditResult, out_dir: Path) -> dict[str, Path]:

@@ -25,7 +25,7 @@ from aigen.detector.runtime import Scores, loader, resolve_precision, resolve_wo
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
-from aigen.files import mark_as_output
+from aigen.files import claim_output
 
 EVAL_SPLITS = ("test", "unseen")
 SWAPPED_AUC = 0.2  # on photos of its own training data a detector cannot rank this badly unless labels are swapped
@@ -183,8 +183,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
     out = Path(to_absolute_path(cfg.output_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    mark_as_output(out, "python -m aigen.detect task=eval")
+    claim_output(out, "python -m aigen.detect task=eval")
 
     # 2. Score each dataset, clean and perturbed; a confusion matrix per dataset (clean).
     with tracking(cfg, "eval-detector", out.name, out) as tracker:

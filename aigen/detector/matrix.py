@@ -28,7 +28,7 @@ from aigen.detector.tracking import tracking
 from aigen.detector.train import check_settings, train, training_dirs
 from aigen.devices import resolve_device
 from aigen.errors import UserError
-from aigen.files import mark_as_output, write_atomic
+from aigen.files import claim_output, write_atomic
 from aigen.tables import markdown_table
 
 METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "average_precision": "average precision"}
@@ -157,8 +157,7 @@ def matrix(cfg: DictConfig) -> list[dict]:
     if cfg.pooled and len(train_dirs) > 1:
         trainings[POOLED] = train_dirs
     out = Path(to_absolute_path(cfg.output_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    mark_as_output(out, "python -m aigen.detect task=matrix")
+    claim_output(out, "python -m aigen.detect task=matrix")
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
     check_same_settings(out, training_settings(cfg))

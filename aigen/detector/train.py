@@ -38,7 +38,7 @@ from aigen.detector.runtime import (
 from aigen.detector.tracking import tracking
 from aigen.devices import resolve_device
 from aigen.errors import UserError
-from aigen.files import mark_as_output, write_atomic
+from aigen.files import claim_output, write_atomic
 from aigen.splits import check_fractions
 from aigen.words import counted
 
@@ -164,8 +164,7 @@ def train(cfg: DictConfig) -> TrainResult:
         print(f"resuming {last_path} at epoch {loop['epoch'] + 1}")
     else:
         split = make_split(pairs, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.allow_no_test)
-    out.mkdir(parents=True, exist_ok=True)
-    mark_as_output(out, "python -m aigen.detect task=train")
+    claim_output(out, "python -m aigen.detect task=train")
     write_json(out / "split.json", split)
     inputs = Inputs(model, preprocess, cfg.cache_dir, cfg.batch_size, workers, device, dtype)
     chosen = {side: [select(pairs[d], split["datasets"][str(d)][side]) for d in dirs] for side in ("train", "val")}
