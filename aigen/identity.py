@@ -9,7 +9,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from aigen.dataset.layout import read_record
-from aigen.dataset.record import differences, fingerprint, only_identity_differs, same_config
+from aigen.dataset.record import differences, fingerprint, only_identity_differs, same_config, versioned_dir
 from aigen.generators.base import Generator
 from aigen.sources import Source
 
@@ -70,7 +70,7 @@ def versioned(named: Path, content: dict) -> Path:
     new dataset would make (and pay for) every pair again; `check_record` refuses it, naming `source.identity`.
     A folder there that aigen did not make is refused too."""
     own = fingerprint(content)
-    beside = named.with_name(f"{named.name}-{own[:8]}")
+    beside = versioned_dir(named, own)
     if beside.is_dir():
         return beside
     existing = read_record(named) if named.is_dir() else None

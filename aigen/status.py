@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aigen.cli import add_wandb_options, one_line_errors
 from aigen.dataset import Shard, check_dataset_dir, read_record
-from aigen.dataset.record import count_records, run_state, shards_not_finished
+from aigen.dataset.record import count_records, run_state, shards_not_finished, sibling_notes
 from aigen.errors import UserError
 from aigen.tracking import WandbTracker
 from aigen.words import counted
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.dataset_dir}: {counted(counts['pairs'], 'pair')}, {counts['failed']} failed "
         f"(fingerprint {record.get('fingerprint')})"
     )
+    for note in sibling_notes(args.dataset_dir, record):
+        print(f"  {note}")
     runs = record.get("runs", [])
     newest = runs[-1].get("selection") if runs else None
     for (index, count), run in sorted(last_runs_by_shard(runs).items()):

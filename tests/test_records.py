@@ -27,6 +27,7 @@ from aigen.factory import build, make_dataset
 from aigen.generators.sd import SDImageVariation
 from aigen.settings import DEFAULT_GUIDANCE
 from aigen.sources import SourceItem
+from aigen.status import main as status_main
 from aigen.verify import main as verify_main
 from conftest import TINY, compose_config, run_cli, shard_part
 
@@ -105,6 +106,12 @@ def test_a_setting_the_default_name_leaves_out_gets_a_dir_of_its_own(tmp_path, c
     assert re.fullmatch(rf"{plain.dataset_dir.name}-[0-9a-f]{{8}}", seven.dataset_dir.name)
     again = make_dataset(folder_cfg(photos, "generator.steps=7", data_dir=data))
     assert (again.dataset_dir, again.already_done) == (seven.dataset_dir, 2)
+    # status says which is which: the plain name went to whichever config ran first.
+    capsys.readouterr()
+    assert status_main([str(seven.dataset_dir)]) == status_main([str(plain.dataset_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert f"versioned beside {plain.dataset_dir.name}, another config (steps: 5 -> 7)" in printed
+    assert f"another config of this name: {seven.dataset_dir.name} (steps: 5 -> 7)" in printed
     assert make_dataset(folder_cfg(photos, data_dir=data)).already_done == 2
     # Once made, it stays this config's, whatever holds the plain name later.
     shutil.rmtree(plain.dataset_dir)

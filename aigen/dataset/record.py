@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import subprocess
@@ -12,7 +13,15 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from aigen.dataset.layout import DATASET_JSON, FAILURES, MANIFEST, read_record, read_rows, rows_with_files
+from aigen.dataset.layout import (
+    DATASET_JSON,
+    FAILURES,
+    MANIFEST,
+    is_dataset_dir,
+    read_record,
+    read_rows,
+    rows_with_files,
+)
 from aigen.errors import UserError
 from aigen.files import write_atomic
 
@@ -103,6 +112,41 @@ def only_identity_differs(changes: list[str]) -> bool:
     """The photos' location is all that differs: most often the same photos at another path (a moved copy, a shard
     on another node), never a reason to start another dataset under the same name."""
     return bool(changes) and all(change.startswith("source.identity:") for change in changes)
+
+
+def versioned_dir(named: Path, fingerprint_: str) -> Path:
+    """Where a config whose default name `named` holds another config's dataset writes: `<named>-<8 hex digits>`."""
+    return named.with_name(f"{named.name}-{fingerprint_[:8]}")
+
+
+def sibling_notes(dataset_dir: Path, record: dict) -> list[str]:
+    """How a dataset dir relates to the other configs of its default name: a versioned dir names the plain one and
+    what differs; a plain one lists its versioned siblings (the plain name went to whichever config ran first)."""
+    own = record.get("content")
+    if not isinstance(own, dict):
+        return []
+    plain = dataset_dir.with_name(dataset_dir.name.rsplit("-", 1)[0])
+    if plain != dataset_dir and versioned_dir(plain, str(record.get("fingerprint"))) == dataset_dir:
+        other = readable_content(plain)
+        return (
+            [f"versioned beside {plain.name}, another config ({'; '.join(differences(other, own))})"] if other else []
+        )
+    notes = []
+    for sibling in sorted(dataset_dir.parent.glob(f"{glob.escape(dataset_dir.name)}-*")):
+        other = readable_content(sibling)
+        if other is not None and versioned_dir(dataset_dir, fingerprint(other)) == sibling:
+            notes.append(f"another config of this name: {sibling.name} ({'; '.join(differences(own, other))})")
+    return notes
+
+
+def readable_content(dataset_dir: Path) -> dict | None:
+    """A dataset dir's content config, or None when it has none that parses (a neighbour's damage is its own)."""
+    try:
+        record = read_record(dataset_dir) if is_dataset_dir(dataset_dir) else None
+    except UserError:
+        return None
+    content = record.get("content") if record else None
+    return content if isinstance(content, dict) else None
 
 
 class AnotherConfigError(UserError):
