@@ -257,6 +257,11 @@ class Source:
         raise NotImplementedError
 
 
+def columns_read(image_column: str, id_column: str | None) -> dict[str, str | None]:
+    """A table source's `reading`: its image column when not the default `image`, its id column when set."""
+    return {"image_column": None if image_column == "image" else image_column, "id_column": id_column}
+
+
 def is_aigen_dataset(folder: Path) -> bool:
     """A dataset dir aigen wrote (its dataset.json beside original/ and ai/): other collections ship a dataset.json
     of their own, and their photos are photos."""

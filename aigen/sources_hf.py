@@ -21,7 +21,7 @@ import datasets
 from hydra.utils import to_absolute_path
 
 from aigen.errors import SkipImage, UserError
-from aigen.sources import Source, SourceItem, cell_bytes, with_unique_ids
+from aigen.sources import Source, SourceItem, cell_bytes, columns_read, with_unique_ids
 
 DATA_FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow"}
 STREAMS_OPEN = 2  # shard streams kept open for reading (photos come in stream order: one at a time, mostly)
@@ -120,8 +120,7 @@ class HFSource(Source):
         self.location = str(self.local or dataset)
         default_name = (self.local.stem if self.local else self.dataset.split("/")[-1]) or "hf"
         pinned = f"{self.location}@{revision}" if revision else self.location
-        reading = {"image_column": None if image_column == "image" else image_column, "id_column": id_column}
-        super().__init__(name or default_name, identity or f"{pinned}[{split}]", reading)
+        super().__init__(name or default_name, identity or f"{pinned}[{split}]", columns_read(image_column, id_column))
         self.split = split
         self.image_column = image_column
         self.id_column = id_column

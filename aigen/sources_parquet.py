@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from hydra.utils import to_absolute_path
 
 from aigen.errors import SkipImage, UserError
-from aigen.sources import Source, SourceItem, cell_bytes, with_unique_ids
+from aigen.sources import Source, SourceItem, cell_bytes, columns_read, with_unique_ids
 
 ROW_GROUPS_KEPT = 4  # decoded row groups kept in memory, shared by the reading threads
 
@@ -75,7 +75,7 @@ class ParquetSource(Source):
         if path is None or str(path).strip() == "":
             raise UserError("source.path is not set: source=parquet needs source.path=FILE.parquet or a folder")
         self.path = Path(to_absolute_path(os.path.expanduser(str(path))))
-        reading = {"image_column": None if image_column == "image" else image_column, "id_column": id_column}
+        reading = columns_read(image_column, id_column)
         super().__init__(name or self.path.stem or "parquet", identity or str(self.path), reading)
         self.image_column = image_column
         self.id_column = id_column
