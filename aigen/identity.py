@@ -9,7 +9,14 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from aigen.dataset.layout import read_record
-from aigen.dataset.record import differences, fingerprint, only_identity_differs, same_config, versioned_dir
+from aigen.dataset.record import (
+    differences,
+    fingerprint,
+    made_by_run,
+    only_identity_differs,
+    same_config,
+    versioned_dir,
+)
 from aigen.generators.base import Generator
 from aigen.sources import Source
 
@@ -74,7 +81,7 @@ def versioned(named: Path, content: dict) -> Path:
     if beside.is_dir():
         return beside
     existing = read_record(named) if named.is_dir() else None
-    if existing is None or "fingerprint" not in existing or not isinstance(existing.get("content"), dict):
+    if existing is None or not made_by_run(existing):
         return named
     if same_config(existing, content):
         return named

@@ -149,6 +149,11 @@ def readable_content(dataset_dir: Path) -> dict | None:
     return content if isinstance(content, dict) else None
 
 
+def made_by_run(record: dict) -> bool:
+    """A dataset.json that run.py wrote: a fingerprint and the content config it hashes (not one made by hand)."""
+    return "fingerprint" in record and isinstance(record.get("content"), dict)
+
+
 class AnotherConfigError(UserError):
     """The dataset dir holds a dataset of another content config, which this run must never write into."""
 
@@ -166,7 +171,7 @@ def check_record(dataset_dir: Path, content: dict, shard_count: int) -> None:
                 "); refusing to write into a folder aigen did not make"
             )
         return
-    if "fingerprint" not in existing or not isinstance(existing.get("content"), dict):
+    if not made_by_run(existing):
         raise UserError(
             f"{dataset_dir / DATASET_JSON} has no fingerprint and content: a dataset dir not made by run.py; "
             "refusing to write into it"
