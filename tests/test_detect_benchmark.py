@@ -446,6 +446,18 @@ def test_eval_preprocessing_is_a_centre_crop_by_default():
     assert resized.shape == crop.shape and not torch.allclose(resized, crop)
 
 
+def test_a_matrix_whose_split_leaves_no_test_pair_fails_before_writing(small_sets, tmp_path):
+    """40 photos at a 1% test share: the first training would fail on its split, so the matrix writes nothing."""
+    out = tmp_path / "matrix"
+    cfg = compose_detect(
+        "task=matrix", f"train_sets=[{small_sets['noise']}]", f"eval_sets=[{small_sets['blur']}]",
+        f"output_dir={out}", "test_fraction=0.01",
+    )  # fmt: skip
+    with pytest.raises(UserError, match="no test pair: .* allow_no_test=true"):
+        matrix(cfg)
+    assert not out.exists()
+
+
 def test_a_matrix_takes_the_settings_of_its_first_run_that_trained_something(tmp_path):
     """A first attempt that failed before any checkpoint (a typo, out of memory) does not bind the corrected one."""
     check_same_settings(tmp_path, {"lr": 0.1})

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from aigen.dataset import MANIFEST, read_rows
 from aigen.detector.benchmarks import DatasetImages
+from aigen.detector.data import load_pairs, make_split
 from aigen.detector.evaluate import EvalSet, eval_sets, score_sets, unique, unique_names
 from aigen.detector.model import load_detector
 from aigen.detector.perturb import CLEAN
@@ -157,6 +158,10 @@ def matrix(cfg: DictConfig) -> list[dict]:
     if cfg.pooled and len(train_dirs) > 1:
         trainings[POOLED] = train_dirs
     out = Path(to_absolute_path(cfg.output_dir))
+    for name, dirs in trainings.items():  # a split that leaves a side empty fails now, before anything is written
+        if not (out / "runs" / name / "last.pt").is_file():
+            pairs = {d: load_pairs(d) for d in dirs}
+            make_split(pairs, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.allow_no_test)
     claim_output(out, "python -m aigen.detect task=matrix")
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
