@@ -302,6 +302,12 @@ class FolderSource(Source):
                 raise UserError(f"source.root={self.root} is not a folder (source=folder reads a folder of photos)")
             hint = f" ({self.missing_hint})" if self.missing_hint else ""
             raise UserError(f"source folder {self.root} does not exist{hint}")
+        if is_aigen_dataset(self.root) or is_output_folder(self.root):
+            made_by = "an aigen dataset dir" if is_aigen_dataset(self.root) else "an aigen or Hydra output folder"
+            raise UserError(
+                f"source.root={self.root} is {made_by}: its images are aigen's, not photos; "
+                "point source.root at the photos"
+            )
         items = []
         for path in self._image_files():
             relative = path.relative_to(self.root).as_posix()
