@@ -14,6 +14,7 @@ from aigen.dataset.record import (
     fingerprint,
     made_by_run,
     only_identity_differs,
+    readable_content,
     same_config,
     versioned_dir,
 )
@@ -76,9 +77,12 @@ def versioned(named: Path, content: dict) -> Path:
     differs: that is most often the same photos at another path (a shard on another node, a moved copy), where a
     new dataset would make (and pay for) every pair again; `check_record` refuses it, naming `source.identity`.
     A folder there that aigen did not make is refused too."""
-    own = fingerprint(content)
-    beside = versioned_dir(named, own)
+    beside = versioned_dir(named, fingerprint(content))
     if beside.is_dir():
+        other = readable_content(named)
+        changes = differences(other, content) if other else []
+        said = f", another config ({'; '.join(changes)})" if changes else ""
+        print(f"{beside.name}: this config's dataset dir, versioned beside {named.name}{said}")
         return beside
     existing = read_record(named) if named.is_dir() else None
     if existing is None or not made_by_run(existing):

@@ -106,6 +106,8 @@ def test_a_setting_the_default_name_leaves_out_gets_a_dir_of_its_own(tmp_path, c
     assert re.fullmatch(rf"{plain.dataset_dir.name}-[0-9a-f]{{8}}", seven.dataset_dir.name)
     again = make_dataset(folder_cfg(photos, "generator.steps=7", data_dir=data))
     assert (again.dataset_dir, again.already_done) == (seven.dataset_dir, 2)
+    beside = f"{seven.dataset_dir.name}: this config's dataset dir, versioned beside {plain.dataset_dir.name}"
+    assert f"{beside}, another config (steps: 5 -> 7)" in capsys.readouterr().out  # a rerun says why too
     # status says which is which: the plain name went to whichever config ran first.
     capsys.readouterr()
     assert status_main([str(seven.dataset_dir)]) == status_main([str(plain.dataset_dir)]) == 0
