@@ -1,4 +1,4 @@
-"""`python -m aigen.status DATASET_DIR`: merged totals of a dataset dir and the last run of every shard."""
+"""`python -m aigen.status DATASET_DIR...`: merged totals of each dataset dir and the last run of every shard."""
 
 from __future__ import annotations
 
@@ -52,26 +52,20 @@ def last_runs_by_shard(runs: list[dict]) -> dict[tuple[int, int], dict]:
     return latest
 
 
-@one_line_errors
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aigen.status", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset_dir", type=Path)
-    add_wandb_options(parser, "wandb: log the complete dataset as a W&B artifact (when its sharded runs did not)")
-    args = parser.parse_args(argv)
-    check_dataset_dir(args.dataset_dir)
-    record = read_record(args.dataset_dir)
-    counts = count_records(args.dataset_dir)
+def print_status(dataset_dir: Path) -> None:
+    record = read_record(dataset_dir)
+    counts = count_records(dataset_dir)
     print(
-        f"{args.dataset_dir}: {counted(counts['pairs'], 'pair')}, {counts['failed']} failed "
+        f"{dataset_dir}: {counted(counts['pairs'], 'pair')}, {counts['failed']} failed "
         f"(fingerprint {record.get('fingerprint')})"
     )
-    for note in sibling_notes(args.dataset_dir, record):
+    for note in sibling_notes(dataset_dir, record):
         print(f"  {note}")
     runs = record.get("runs", [])
     newest = runs[-1].get("selection") if runs else None
     for (index, count), run in sorted(last_runs_by_shard(runs).items()):
         earlier = " (of an earlier selection of photos)" if run.get("selection") != newest else ""
-        print(f"  shard {index} of {count}: {run_line(args.dataset_dir, run)}{earlier}")
+        print(f"  shard {index} of {count}: {run_line(dataset_dir, run)}{earlier}")
     if runs:  # the rule the export and the W&B artifact wait on (aigen.dataset.record)
         count, waiting = record.get("shard_count", 1), shards_not_finished(record)
         print(f"  {count - len(waiting)} of {count} shards finished" + (f"; not yet: {waiting}" if waiting else ""))
@@ -82,13 +76,31 @@ def main(argv: list[str] | None = None) -> int:
         )
     for reason, number in counts["failure_reasons"].items():
         print(f"  failed {number}x: {reason}")
-    if args.logger == "wandb":
-        waiting = shards_not_finished(record)
-        if waiting:
-            raise UserError(f"shard(s) {waiting} have not finished: the dataset is not complete yet")
-        summary = {key: value for key, value in counts.items() if key != "failure_reasons"}
-        WandbTracker(project=args.project).log_dataset(record["config"], args.dataset_dir, summary, Path.cwd())
-        print("dataset artifact: logged")
+
+
+def log_dataset(dataset_dir: Path, project: str) -> None:
+    record = read_record(dataset_dir)
+    summary = {key: value for key, value in count_records(dataset_dir).items() if key != "failure_reasons"}
+    WandbTracker(project=project).log_dataset(record["config"], dataset_dir, summary, Path.cwd())
+    print(f"dataset artifact of {dataset_dir.name}: logged")
+
+
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aigen.status", description=__doc__.splitlines()[0])
+    parser.add_argument("dataset_dirs", type=Path, nargs="+", metavar="dataset_dir", help="one or more (a sweep's)")
+    add_wandb_options(parser, "wandb: log the complete dataset as a W&B artifact (when its sharded runs did not)")
+    args = parser.parse_args(argv)
+    for dataset_dir in args.dataset_dirs:
+        check_dataset_dir(dataset_dir)
+    for dataset_dir in args.dataset_dirs:
+        print_status(dataset_dir)
+    if args.logger == "wandb":  # every dir complete before the first artifact
+        for dataset_dir in args.dataset_dirs:
+            if waiting := shards_not_finished(read_record(dataset_dir)):
+                raise UserError(f"{dataset_dir}: shard(s) {waiting} have not finished: the dataset is not complete yet")
+        for dataset_dir in args.dataset_dirs:
+            log_dataset(dataset_dir, args.project)
     return 0
 
 

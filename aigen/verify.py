@@ -1,4 +1,4 @@
-"""`python -m aigen.verify DATASET_DIR`: check that a dataset dir is whole and consistent; exit 1 on problems.
+"""`python -m aigen.verify DATASET_DIR...`: check that each dataset dir is whole and consistent; exit 1 on problems.
 
 Corruption (a manifest row whose files are missing, do not decode or have the wrong size; a `dataset.json` or a
 record line that does not parse) is always a problem, and so are records that are not exact: a pair with more than
@@ -117,27 +117,33 @@ def verify(dataset_dir: Path) -> Report:
     return report
 
 
-@one_line_errors
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aigen.verify", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset_dir", type=Path)
-    parser.add_argument("--allow-incomplete", action="store_true", help="leftovers of a killed run do not fail")
-    args = parser.parse_args(argv)
-    check_dataset_dir(args.dataset_dir)
-    report = verify(args.dataset_dir)
+def print_report(dataset_dir: Path, allow_incomplete: bool) -> bool:
+    """Print the problems and the totals of one dir; whether it passes."""
+    report = verify(dataset_dir)
     for line in report.corrupt:
         print(f"CORRUPT {line}")
     for line in report.incomplete:
         print(f"INCOMPLETE {line}")
     problems = f"{len(report.corrupt)} corrupt, {len(report.incomplete)} incomplete"
     if report.pairs is None:
-        print(f"{args.dataset_dir}: {problems}; a record line does not parse, so no pair was counted or checked")
+        print(f"{dataset_dir}: {problems}; a record line does not parse, so no pair was counted or checked")
     else:
         failed = f"{report.failed} source photos recorded as failed"
-        print(f"{args.dataset_dir}: {counted(report.pairs, 'pair')}, {problems}, {failed}")
-    ok = report.ok(args.allow_incomplete)
-    print("OK" if ok else "PROBLEMS FOUND")
-    return 0 if ok else 1
+        print(f"{dataset_dir}: {counted(report.pairs, 'pair')}, {problems}, {failed}")
+    return report.ok(allow_incomplete)
+
+
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aigen.verify", description=__doc__.splitlines()[0])
+    parser.add_argument("dataset_dirs", type=Path, nargs="+", metavar="dataset_dir", help="one or more (a sweep's)")
+    parser.add_argument("--allow-incomplete", action="store_true", help="leftovers of a killed run do not fail")
+    args = parser.parse_args(argv)
+    for dataset_dir in args.dataset_dirs:
+        check_dataset_dir(dataset_dir)
+    passed = [print_report(dataset_dir, args.allow_incomplete) for dataset_dir in args.dataset_dirs]
+    print("OK" if all(passed) else "PROBLEMS FOUND")
+    return 0 if all(passed) else 1
 
 
 if __name__ == "__main__":

@@ -97,6 +97,20 @@ def test_status_counts_only_pairs_whose_files_are_there(copy, capsys):
     assert f"{N - 1} pairs, 0 failed" in out and "1 manifest row without both image files" in out
 
 
+def test_verify_and_status_take_a_sweeps_dirs_and_fail_when_one_fails(whole, copy, capsys):
+    first_ai_image_gone(copy)
+    assert status_main([str(whole), str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert f"{whole}: {N} pairs" in out and f"{copy}: {N - 1} pairs" in out
+    assert verify_main([str(whole), str(whole)]) == 0 and capsys.readouterr().out.endswith("OK\n")
+    assert verify_main([str(whole), str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"{whole}: {N} pairs, 0 corrupt" in out and out.endswith("PROBLEMS FOUND\n")
+    assert verify_main([str(whole), str(copy / "nowhere")]) == 2  # every dir checked before any is verified
+    printed = capsys.readouterr()
+    assert "nowhere" in printed.err and printed.out == ""
+
+
 @pytest.mark.parametrize("damage", [torn_third_row, record_cut_short])
 def test_status_names_a_damaged_record_in_one_line(copy, capsys, damage):
     fragment = damage(copy)
