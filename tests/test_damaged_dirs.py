@@ -3,6 +3,7 @@ dataset dir says so in one line (aigen.verify as CORRUPT), never with a tracebac
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -109,6 +110,12 @@ def test_verify_and_status_take_a_sweeps_dirs_and_fail_when_one_fails(whole, cop
     assert verify_main([str(whole), str(copy / "nowhere")]) == 2  # every dir checked before any is verified
     printed = capsys.readouterr()
     assert "nowhere" in printed.err and printed.out == ""
+    record = json.loads((copy / "dataset.json").read_text())
+    record["runs"][-1]["state"] = "interrupted"
+    (copy / "dataset.json").write_text(json.dumps(record))
+    assert status_main([str(whole), str(copy), "--logger", "wandb"]) == 2  # no artifact until every dir is complete
+    printed = capsys.readouterr()
+    assert "shard(s) [0] have not finished" in printed.err and "artifact" not in printed.out
 
 
 @pytest.mark.parametrize("damage", [torn_third_row, record_cut_short])
