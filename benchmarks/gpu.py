@@ -77,7 +77,7 @@ from aigen.factory.generation import BatchGenerator, CircuitBreaker, release_mem
 from aigen.generators.base import Variation
 from aigen.generators.diffusers_base import resolve_dtype
 from aigen.generators.gpu import GIB, compile_module, free_cuda_bytes
-from aigen.generators.modern import ImageOnlyQwenProcessor
+from aigen.generators.qwen_processor import ImageOnlyQwenProcessor
 from aigen.generators.sd import SDImageVariation
 from aigen.generators.tiny import (
     assemble_pipeline,

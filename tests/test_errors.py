@@ -1,5 +1,8 @@
 """User mistakes end in one clear line on stderr and a non-zero exit code, never a traceback."""
 
+import subprocess
+import sys
+
 import pytest
 
 from aigen.errors import UserError
@@ -115,3 +118,21 @@ def test_a_config_typo_is_exit_code_2_with_one_line(tmp_path):
     assert_one_line_error(result, "did you mean `generator=sd_tiny`?")
     assert result.returncode == 2 and "+generater" not in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_generators_settings_are_checked_before_diffusers_is_imported():
+    """diffusers and transformers take seconds to import: building a generator (where its settings are checked)
+    imports neither, so a mistake is reported at once; loading its model does."""
+    generators = ["sd", "sd_tiny", "unclip_tiny", "flux_fill_tiny", "flux_redux_tiny", "qwen_edit_tiny", "sd35_tiny"]
+    code = f"""
+import sys
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+import aigen.factory
+with initialize_config_dir(config_dir={str(CONF)!r}, version_base=None):
+    for name in {generators}:
+        instantiate(compose("config", overrides=["generator=" + name]).generator)
+print(sorted(module for module in ("diffusers", "transformers") if module in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "[]\n", result.stdout + result.stderr

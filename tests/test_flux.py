@@ -19,7 +19,7 @@ from aigen.factory import build, make_dataset
 from aigen.generators import diffusers_base
 from aigen.generators.flux import KEEP_PHOTO
 from aigen.generators.gpu import CUDA_RESERVE_BYTES, GIB, MAX_AUTO_BATCH, too_big_for_the_gpu
-from aigen.generators.tiny import ensure_tiny_model
+from aigen.generators.tiny_registry import ensure_tiny_model
 from aigen.identity import dataset_dir
 from conftest import compose_config, file_bytes, manifest_rows, run_cli
 from twin_checks import assert_twin_end_to_end, photo_square, samples_cfg

@@ -20,7 +20,7 @@ from aigen.errors import UserError
 from aigen.export.licenses import UNKNOWN, model_terms
 from aigen.factory import build, make_dataset
 from aigen.generators.diffusers_base import QUIET_NOTICES, TRUNCATION_NOTICE
-from aigen.generators.tiny import ensure_tiny_model
+from aigen.generators.tiny_registry import ensure_tiny_model
 from conftest import compose_config, file_bytes, manifest_rows, run_cli
 from twin_checks import assert_twin_end_to_end, photo_square, samples_cfg
 

@@ -25,7 +25,7 @@ from aigen.generators.gpu import (
     compile_module,
     with_fresh_outputs,
 )
-from aigen.generators.tiny import ensure_tiny_model
+from aigen.generators.tiny_registry import ensure_tiny_model
 from conftest import compose_config, file_bytes, manifest_rows, run_cli
 from twin_checks import assert_twin_end_to_end, photo_square, samples_cfg
 

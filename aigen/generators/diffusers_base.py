@@ -14,10 +14,8 @@ import hashlib
 import logging
 import os
 
-import diffusers
 import numpy as np
 import torch
-import transformers
 from PIL import Image
 
 from aigen import pretrained
@@ -36,11 +34,14 @@ from aigen.generators.gpu import (
     torchao_config,
     torchao_installed,
 )
+from aigen.generators.tiny_registry import TINY_MODELS, ensure_tiny_model, tiny_model_id
 from aigen.native import DEFAULT_MAX_SIDE, NATIVE, check_gen_size, check_max_side, same_side_groups
 from aigen.preprocess import to_square
 from aigen.words import counted
 
 log = logging.getLogger(__name__)
+# diffusers and transformers are imported where a model is loaded: they take seconds to import, and a mistake in
+# the settings is reported before that.
 
 EMPTY_FLOAT32_NOTICE = "should be kept in float32: []."  # diffusers, on each `.to(dtype)`, naming no module
 TRUNCATION_NOTICE = "can only handle sequences up to"  # a CLIP tokenizer cut a long prompt
@@ -72,6 +73,13 @@ OFFLOADS = ("none", "model", "sequential")
 QUANTIZATIONS = ("none", "fp8", "int8")
 DENOISERS = ("transformer", "unet")  # what quantize shrinks: the pipeline component with most of the weights
 SEQUENTIAL_RESIDENT_GIB = 0.5  # offload=sequential: the largest submodule on the GPU at a time (an estimate)
+
+
+def is_scheduler_class(name: object) -> bool:
+    """Whether `name` names a diffusers scheduler class (e.g. DDIMScheduler)."""
+    import diffusers
+
+    return isinstance(name, str) and name.endswith("Scheduler") and hasattr(diffusers, name)
 
 
 def resolve_dtype(dtype: str, device: torch.device, cuda_default: torch.dtype = torch.float16) -> torch.dtype:
@@ -168,8 +176,6 @@ class DiffusersGenerator(Generator):
         for option, value in (("revision", revision), ("subfolder", subfolder), ("variant", variant)):
             text(f"generator.{option}", value, optional=True)
         if tiny is not None:
-            from aigen.generators.tiny import TINY_MODELS, tiny_model_id  # the tiny registry imports this module
-
             if tiny not in TINY_MODELS:
                 raise UserError(f"generator.tiny={tiny!r} is not one of {', '.join(TINY_MODELS)}")
             if (model, revision) != tiny_model_id(tiny):  # rows would name a model that made none of their pixels
@@ -193,9 +199,7 @@ class DiffusersGenerator(Generator):
                 f"generator.subfolder={subfolder!r}: {name} loads a whole pipeline from the repository's root; "
                 "a subfolder applies to one component (generator=vae)"
             )
-        if scheduler is not None and not (
-            isinstance(scheduler, str) and scheduler.endswith("Scheduler") and hasattr(diffusers, scheduler)
-        ):
+        if scheduler is not None and not is_scheduler_class(scheduler):
             raise UserError(
                 f"generator.scheduler={scheduler!r} is not a diffusers scheduler class (e.g. DDIMScheduler, "
                 "DPMSolverMultistepScheduler); null keeps the model's own"
@@ -345,8 +349,6 @@ class DiffusersGenerator(Generator):
     def pretrained_location(self) -> str:
         """What `from_pretrained` loads: the hub id or local folder as configured, or the saved tiny model."""
         if self.tiny:
-            from aigen.generators.tiny import ensure_tiny_model
-
             return str(ensure_tiny_model(self.tiny, self.cache_dir))
         return pretrained.location(self.model)
 
@@ -364,6 +366,8 @@ class DiffusersGenerator(Generator):
 
     def pipeline_kwargs(self, loader, location: str) -> dict:
         """`safety_checker=None` for a pipeline that has one (read from its model_index.json), so it is never loaded."""
+        import diffusers
+
         try:
             config = diffusers.DiffusionPipeline.load_config(location, revision=self.revision)
         except (OSError, ValueError) as error:
@@ -381,12 +385,17 @@ class DiffusersGenerator(Generator):
 
     def load_model(self, location: str, dtype: torch.dtype):
         """The loaded pipeline (or model); the default loads `self.pipeline_class` as a whole pipeline."""
+        import diffusers
+
         loader = self.pipeline_class
         if isinstance(loader, str):  # by name: importing the AutoPipelines imports every pipeline
             loader = getattr(diffusers, loader)
         return self.from_pretrained(loader, location, dtype, **self.pipeline_kwargs(loader, location))
 
     def load(self) -> None:
+        import diffusers
+        import transformers
+
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device, self.auto_cuda_dtype)
         if device.type == "cuda" and not self.tiny:  # too big for the GPU: stop before loading, naming the options
@@ -404,6 +413,8 @@ class DiffusersGenerator(Generator):
         (benchmarks/gpu.py attaches full-size random-weight pipelines built in code the same way.)"""
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
+        import diffusers
+
         self.check_loaded(pipe)
         if self.scheduler and type(pipe.scheduler).__name__ != self.scheduler:
             pipe.scheduler = getattr(diffusers, self.scheduler).from_config(pipe.scheduler.config)

@@ -15,13 +15,17 @@ All run in bfloat16 on CUDA (the published precision; float16 overflows in T5) a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from diffusers import FluxPipeline, FluxPriorReduxPipeline
 from PIL import Image
 
 from aigen.errors import UserError
 from aigen.generators.diffusers_base import PriorGenerator, model_tag
 from aigen.generators.zoo import ImageToImage, Prompted
+
+if TYPE_CHECKING:  # imported when a model loads (aigen.generators.diffusers_base)
+    from diffusers import FluxPriorReduxPipeline
 
 FLUX_MULTIPLE = 16
 # What flux_kontext and flux2_klein are asked by default: the photo again, not an edit of it.
@@ -205,7 +209,7 @@ class FluxRedux(PriorGenerator):
     """
 
     alignment = "semantic"
-    pipeline_class = FluxPipeline
+    pipeline_class = "FluxPipeline"
     auto_cuda_dtype = torch.bfloat16
     components_gib = FLUX1_REDUX_GIB
     weight_gib = sum(FLUX1_REDUX_GIB.values())
@@ -233,6 +237,8 @@ class FluxRedux(PriorGenerator):
         return f"image conditioning from {self.prior_model}, {self.steps} steps"
 
     def load_model(self, location: str, dtype: torch.dtype):
+        from diffusers import FluxPipeline, FluxPriorReduxPipeline
+
         extra = self.pipeline_kwargs(FluxPipeline, location)
         pipe = self.from_pretrained(FluxPipeline, location, dtype, text_encoder=None, text_encoder_2=None, **extra)
         self._prior = self.load_prior(FluxPriorReduxPipeline, dtype)

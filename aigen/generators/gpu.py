@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import diffusers
 import torch
+
+if TYPE_CHECKING:
+    import diffusers
 
 # batch_size=auto on a GPU: never more than this (larger batches stop paying once the GPU is saturated, and a
 # failing batch is retried image by image), nor more than fits; 4 on a CPU, as before.
@@ -42,6 +45,7 @@ def too_big_for_the_gpu(name: str, weight_bytes: float, free_bytes: int, offload
 
 def torchao_config(quantize: str) -> diffusers.TorchAoConfig:
     """diffusers' torchao config for weight-only 8-bit weights (int8, or fp8 for GPUs with fp8 units)."""
+    import diffusers
     from torchao.quantization import Float8WeightOnlyConfig, Int8WeightOnlyConfig
 
     return diffusers.TorchAoConfig({"int8": Int8WeightOnlyConfig, "fp8": Float8WeightOnlyConfig}[quantize]())

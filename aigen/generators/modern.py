@@ -14,10 +14,7 @@ pipeline class and memory estimates; the inpainting checks (a denoiser with 2 x 
 from __future__ import annotations
 
 import torch
-from diffusers import QwenImageEditPlusPipeline
 from PIL import Image
-from transformers import Qwen2Tokenizer, Qwen2VLImageProcessorPil, Qwen2VLProcessor
-from transformers.processing_utils import ProcessorMixin
 
 from aigen.errors import UserError
 from aigen.generators.diffusers_base import GIB, MIN_GIB_PER_IMAGE, model_tag
@@ -132,18 +129,6 @@ class ZImageToImage(ImageToImage):
         super().__init__(model, name=name, gen_size=gen_size, **options)
 
 
-class ImageOnlyQwenProcessor(Qwen2VLProcessor):
-    """Qwen2-VL's processor for images and text only. The edit pipeline never gives it videos, and the video
-    processor needs torchvision (absent beside the CPU torch), so it is not loaded."""
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs) -> None:
-        self.image_token = "<|image_pad|>"
-        self.video_token = "<|video_pad|>"
-        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
-        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
-
-
 class InstructionEdit(Prompted):
     """`qwen_edit`: QwenImageEditPlusPipeline: Qwen2.5-VL reads the photo and an instruction (`prompt`, by default
     to keep the photo as it is), the MMDiT renders the result conditioned on the photo's latents. One image per
@@ -151,7 +136,7 @@ class InstructionEdit(Prompted):
     `negative_prompt`."""
 
     alignment = "semantic"  # a new rendering: layout kept by the instruction, not by construction
-    pipeline_class = QwenImageEditPlusPipeline
+    pipeline_class = "QwenImageEditPlusPipeline"
     auto_cuda_dtype = torch.bfloat16
     # Qwen-Image-Edit-2509: MMDiT (20.4B) + Qwen2.5-VL-7B (8.3B) + VAE (127M) in bf16: 53.7 GiB; per image at
     # 512 px: both halves over the output's and the photo's (at 1024x1024) latent tokens. Estimates.
@@ -186,6 +171,11 @@ class InstructionEdit(Prompted):
         return fixed + per_image, MIN_GIB_PER_IMAGE * GIB
 
     def load_model(self, location: str, dtype: torch.dtype):
+        from diffusers import QwenImageEditPlusPipeline
+        from transformers import Qwen2Tokenizer, Qwen2VLImageProcessorPil
+
+        from aigen.generators.qwen_processor import ImageOnlyQwenProcessor
+
         processor = ImageOnlyQwenProcessor(
             image_processor=self.from_pretrained(Qwen2VLImageProcessorPil, location, None, subfolder="processor"),
             tokenizer=self.from_pretrained(Qwen2Tokenizer, location, None, subfolder="processor"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import StableDiffusionImageVariationPipeline
 from PIL import Image
 
 from aigen.checks import number, whole_number
@@ -19,7 +18,7 @@ class SDImageVariation(DiffusersGenerator):
     """
 
     alignment = "semantic"
-    pipeline_class = StableDiffusionImageVariationPipeline
+    pipeline_class = "StableDiffusionImageVariationPipeline"
     # SD v1 UNet (860M) + VAE (84M) + CLIP ViT-L/14 image tower (304M) in fp16: 2.5 GB; per image at 512 px: the
     # UNet's activations for both guidance halves (~0.4 GB) and the VAE decoder's (~0.8 GB). Estimates.
     weight_gib = 2.5

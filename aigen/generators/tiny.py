@@ -1,16 +1,14 @@
 """Tiny RANDOM-weight twins of every open generator, for tests and the offline demo (noise-like images).
 
 One mechanism for all of them: a builder per generator makes the components from small configs with a fixed init
-seed, `ensure_tiny_model` saves them once into the local cache (`generator.cache_dir`), and the generator then
-loads that folder through exactly the same `from_pretrained` code as the real model (`generator.tiny=<name>`).
+seed, `ensure_tiny_model` (aigen.generators.tiny_registry) saves them once into the local cache
+(`generator.cache_dir`), and the generator then loads that folder through exactly the same `from_pretrained` code
+as the real model (`generator.tiny=<name>`).
 Text encoders get a byte-level CLIP tokenizer built here, offline (every byte is a token, no merges).
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,8 +34,6 @@ from transformers import (
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
-
-from aigen.pretrained import cached_build
 
 INIT_SEED = 0
 CLIP_IMAGE_SIZE = 32
@@ -300,47 +296,3 @@ def build_kandinsky(folder: Path) -> None:
 
 def save_sd(folder: Path) -> None:
     build_tiny_pipeline().save_pretrained(folder)
-
-
-def built_in(module: str, builder: str) -> Callable[[Path], None]:
-    """A builder of the 2025-26 twins (aigen.generators.tiny_flux, tiny_modern), imported when it runs: those
-    modules build on the parts above, so they import this one."""
-
-    def build(folder: Path) -> None:
-        getattr(importlib.import_module(f"aigen.generators.{module}"), builder)(folder)
-
-    return build
-
-
-# The 2025-26 twins, by the module that builds them.
-TWINS_2026 = {
-    "tiny_flux": ("flux_fill", "flux_kontext", "flux_redux", "flux2_klein"),
-    "tiny_modern": ("sd35", "sd35_inpaint", "sdxl", "sdxl_refiner", "sdxl_inpaint", "zimage", "qwen_edit"),
-}
-
-# name -> (the folder's name in the cache, its builder). Bump a version when a builder changes its weights.
-TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
-    "sd": ("sd-tiny-random-v1", save_sd),
-    "vae": ("vae-tiny-random-v1", build_vae),
-    "img2img": ("img2img-tiny-random-v1", build_img2img),
-    "inpaint": ("inpaint-tiny-random-v1", build_inpaint),
-    "unclip": ("unclip-tiny-random-v1", build_unclip),
-    "kandinsky": ("kandinsky-tiny-random-v1", build_kandinsky),
-    **{
-        name: (f"{name.replace('_', '-')}-tiny-random-v1", built_in(module, f"build_{name}"))
-        for module, names in TWINS_2026.items()
-        for name in names
-    },
-}
-
-
-def tiny_model_id(name: str) -> tuple[str, str]:
-    """The (model, revision) a tiny twin records: its folder's name read as `aigen/<name>` at `v<N>`."""
-    stem, _, revision = TINY_MODELS[name][0].rpartition("-")
-    return f"aigen/{stem}", revision
-
-
-def ensure_tiny_model(name: str, cache_dir: str | os.PathLike) -> Path:
-    """The saved tiny model `name`, built on first use."""
-    folder_name, build = TINY_MODELS[name]
-    return cached_build(cache_dir, folder_name, build)

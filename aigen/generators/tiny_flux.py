@@ -245,4 +245,4 @@ def build_flux2_klein(folder: Path) -> None:
     ).save_pretrained(folder)
 
 
-# Registered in aigen.generators.tiny's TINY_MODELS. Bump a version when a builder changes its weights.
+# Registered in aigen.generators.tiny_registry's TINY_MODELS. Bump a version when a builder changes its weights.

@@ -43,7 +43,7 @@ from transformers import (
     T5Tokenizer,
 )
 
-from aigen.generators.modern import ImageOnlyQwenProcessor
+from aigen.generators.qwen_processor import ImageOnlyQwenProcessor
 from aigen.generators.tiny import EMBED, INIT_SEED, byte_level_vocabulary, tiny_text_config, tiny_tokenizer, tiny_unet
 
 QWEN_SPECIAL_TOKENS = (

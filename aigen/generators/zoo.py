@@ -13,15 +13,10 @@ semantic (a new image of what the photo shows):
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    KandinskyV22Pipeline,
-    StableUnCLIPImg2ImgPipeline,
-)
 from PIL import Image
-from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
 from aigen.checks import number, text, whole_number
 from aigen.errors import UserError
@@ -33,6 +28,9 @@ from aigen.generators.diffusers_base import (
     short_hash,
     tensor_to_images,
 )
+
+if TYPE_CHECKING:  # imported when a model loads (aigen.generators.diffusers_base)
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
 LATENT_SAMPLING = ("sample", "mode")
 
@@ -86,6 +84,8 @@ class VAEReconstruction(DiffusersGenerator):
         return f"reconstruction ({self.latent} of the latent)"
 
     def load_model(self, location: str, dtype: torch.dtype):
+        from diffusers import AutoencoderKL
+
         subfolder = {"subfolder": self.subfolder} if self.subfolder else {}
         return self.from_pretrained(AutoencoderKL, location, dtype, **subfolder)
 
@@ -265,7 +265,7 @@ class UnCLIPVariation(Prompted):
     it is), conditions SD 2.1 next to the (empty) prompt."""
 
     alignment = "semantic"
-    pipeline_class = StableUnCLIPImg2ImgPipeline
+    pipeline_class = "StableUnCLIPImg2ImgPipeline"
     # unclip-small: SD 2.1 UNet (865M) + VAE + OpenCLIP-H text (354M) + CLIP ViT-L/14 image (304M): 3.2 GB fp16.
     weight_gib = 3.2
     denoise_gib_per_image = 0.4
@@ -320,7 +320,7 @@ class KandinskyVariation(PriorGenerator):
     embedding, guided away from the embedding of an all-zero image (the prior's `get_zero_embed`)."""
 
     alignment = "semantic"
-    pipeline_class = KandinskyV22Pipeline
+    pipeline_class = "KandinskyV22Pipeline"
     # decoder UNet (1.22B) + MoVQ (67M) + the prior's CLIP ViT-bigG/14 image tower (1.84B) in fp16: 6.3 GB;
     # per image at 512 px: the UNet's activations for both guidance halves and MoVQ's decoder. Estimates.
     weight_gib = 6.3
@@ -351,6 +351,8 @@ class KandinskyVariation(PriorGenerator):
         return f"image embeddings from {self.prior_model}, {self.steps} steps"
 
     def load_model(self, location: str, dtype: torch.dtype):
+        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
         decoder = super().load_model(location, dtype)
         self._image_encoder = self.load_prior(CLIPVisionModelWithProjection, dtype, subfolder="image_encoder")
         self._image_processor = self.load_prior(CLIPImageProcessor, None, subfolder="image_processor")
