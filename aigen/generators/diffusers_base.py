@@ -121,6 +121,7 @@ class DiffusersGenerator(Generator):
 
     alignment: str = "semantic"
     kind: str = "pipeline"  # "pipeline": from_pretrained of a whole pipeline; "component": one model (subfolder)
+    pipeline_class: str  # the diffusers class `load_model` loads by default, by name (imported when it loads)
     auto_cuda_dtype = torch.float16  # what dtype=auto means on CUDA
     # batch_size=auto estimates (float16, 512 px; scaled by (gen_size/512)^2 and by the dtype's size): the model's
     # weights, what each image of a batch adds (denoiser activations, both halves when guidance > 1) and what the
@@ -387,9 +388,7 @@ class DiffusersGenerator(Generator):
         """The loaded pipeline (or model); the default loads `self.pipeline_class` as a whole pipeline."""
         import diffusers
 
-        loader = self.pipeline_class
-        if isinstance(loader, str):  # by name: importing the AutoPipelines imports every pipeline
-            loader = getattr(diffusers, loader)
+        loader = getattr(diffusers, self.pipeline_class)  # by name: importing the AutoPipelines imports every pipeline
         return self.from_pretrained(loader, location, dtype, **self.pipeline_kwargs(loader, location))
 
     def load(self) -> None:
@@ -411,10 +410,10 @@ class DiffusersGenerator(Generator):
     def attach(self, pipe, device: torch.device) -> None:
         """Make a loaded pipeline (or model) this generator's: checks, scheduler, VAE options, device, compile.
         (benchmarks/gpu.py attaches full-size random-weight pipelines built in code the same way.)"""
-        if hasattr(pipe, "set_progress_bar_config"):
-            pipe.set_progress_bar_config(disable=True)
         import diffusers
 
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
         self.check_loaded(pipe)
         if self.scheduler and type(pipe.scheduler).__name__ != self.scheduler:
             pipe.scheduler = getattr(diffusers, self.scheduler).from_config(pipe.scheduler.config)
