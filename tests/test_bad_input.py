@@ -239,7 +239,8 @@ def test_too_many_failures_exit_non_zero(tmp_path):
     (root / "good.jpg").write_bytes(jpeg_bytes(photo()))
     for index in range(3):
         (root / f"bad{index}.jpg").write_bytes(b"garbage")
-    args = ["source=folder", f"source.root={root}", "generator=sd_tiny", "size=64", "logger=none"]
+    args = ["source=folder", f"source.root={root}", "generator=identity", "generator.gen_size=64", "size=64",
+            "logger=none"]  # fmt: skip
     result = run_cli(*args, f"dataset_dir={tmp_path / 'out'}")
     assert result.returncode != 0 and "max_failure_ratio=0.5" in result.stderr
     assert "Traceback" not in result.stderr
@@ -254,7 +255,7 @@ def test_nothing_usable_exits_non_zero(tmp_path):
     root.mkdir()
     (root / "bad.jpg").write_bytes(b"garbage")
     result = run_cli(
-        "source=folder", f"source.root={root}", "generator=sd_tiny", "size=64", "logger=none",
+        "source=folder", f"source.root={root}", "generator=identity", "generator.gen_size=64", "size=64", "logger=none",
         "max_failure_ratio=1.0", f"dataset_dir={tmp_path / 'out'}",
     )  # fmt: skip
     assert result.returncode != 0 and "none of the 1 photos could be used" in result.stderr
