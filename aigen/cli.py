@@ -21,6 +21,14 @@ def add_wandb_options(parser: argparse.ArgumentParser, what: str = "also log to 
     parser.add_argument("--project", default="aigen", help="W&B project (with --logger wandb; default: aigen)")
 
 
+def each_once(paths: list[Path]) -> list[Path]:
+    """`paths` in their order, a folder named twice (`x` and `x/`, a link to it) kept once."""
+    first: dict[Path, Path] = {}
+    for path in paths:
+        first.setdefault(path.resolve(), path)
+    return list(first.values())
+
+
 def split_defaults() -> dict:
     """The detector's split settings (conf/detect.yaml: seed, val_fraction, test_fraction): the one place the
     export takes its defaults from too, so both split the same photos the same way."""

@@ -80,9 +80,10 @@ def versioned(named: Path, content: dict) -> Path:
     beside = versioned_dir(named, fingerprint(content))
     if beside.is_dir():
         other = readable_content(named)
-        changes = differences(other, content) if other else []
-        said = f", another config ({'; '.join(changes)})" if changes else ""
-        print(f"{beside.name}: this config's dataset dir, versioned beside {named.name}{said}")
+        changes = differences(other, content) if other is not None else []  # the plain dir may be gone
+        if changes:
+            said = "; ".join(changes)
+            print(f"{beside.name}: this config's dataset dir, versioned beside {named.name}, another config ({said})")
         return beside
     existing = read_record(named) if named.is_dir() else None
     if existing is None or not made_by_run(existing):

@@ -302,6 +302,8 @@ class FolderSource(Source):
                 raise UserError(f"source.root={self.root} is not a folder (source=folder reads a folder of photos)")
             hint = f" ({self.missing_hint})" if self.missing_hint else ""
             raise UserError(f"source folder {self.root} does not exist{hint}")
+        if self.root.name == AI and is_aigen_dataset(self.root.parent):
+            raise UserError(f"source.root={self.root} holds the AI images of an aigen dataset dir, not photos")
         if is_aigen_dataset(self.root) or is_output_folder(self.root):
             made_by = "an aigen dataset dir" if is_aigen_dataset(self.root) else "an aigen or Hydra output folder"
             raise UserError(

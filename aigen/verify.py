@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from aigen.cli import one_line_errors
+from aigen.cli import each_once, one_line_errors
 from aigen.dataset import (
     AI,
     DATASET_JSON,
@@ -118,18 +118,18 @@ def verify(dataset_dir: Path) -> Report:
 
 
 def print_report(dataset_dir: Path, allow_incomplete: bool) -> bool:
-    """Print the problems and the totals of one dir; whether it passes."""
+    """Print the totals of one dir, then its problems (paths relative to it); whether it passes."""
     report = verify(dataset_dir)
-    for line in report.corrupt:
-        print(f"CORRUPT {line}")
-    for line in report.incomplete:
-        print(f"INCOMPLETE {line}")
     problems = f"{len(report.corrupt)} corrupt, {len(report.incomplete)} incomplete"
     if report.pairs is None:
         print(f"{dataset_dir}: {problems}; a record line does not parse, so no pair was counted or checked")
     else:
         failed = f"{report.failed} source photos recorded as failed"
         print(f"{dataset_dir}: {counted(report.pairs, 'pair')}, {problems}, {failed}")
+    for line in report.corrupt:
+        print(f"CORRUPT {line}")
+    for line in report.incomplete:
+        print(f"INCOMPLETE {line}")
     return report.ok(allow_incomplete)
 
 
@@ -139,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset_dirs", type=Path, nargs="+", metavar="dataset_dir", help="one or more (a sweep's)")
     parser.add_argument("--allow-incomplete", action="store_true", help="leftovers of a killed run do not fail")
     args = parser.parse_args(argv)
-    for dataset_dir in args.dataset_dirs:
+    dataset_dirs = each_once(args.dataset_dirs)
+    for dataset_dir in dataset_dirs:
         check_dataset_dir(dataset_dir)
-    passed = [print_report(dataset_dir, args.allow_incomplete) for dataset_dir in args.dataset_dirs]
+    passed = [print_report(dataset_dir, args.allow_incomplete) for dataset_dir in dataset_dirs]
     print("OK" if all(passed) else "PROBLEMS FOUND")
     return 0 if all(passed) else 1
 

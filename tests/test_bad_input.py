@@ -169,6 +169,8 @@ def test_what_aigen_and_hydra_wrote_inside_the_photo_folder_is_not_read_back(tin
     for made_by_aigen in (pairs, tmp_path / "audit", run_dir):  # given as the root itself: one line, not photos
         with pytest.raises(UserError, match=r"is an aigen .*, not photos; point source.root at the photos"):
             FolderSource(str(made_by_aigen)).items()
+    with pytest.raises(UserError, match="holds the AI images of an aigen dataset dir, not photos"):
+        FolderSource(str(pairs / "ai")).items()
 
 
 def test_a_photo_collection_that_ships_its_own_dataset_json_keeps_its_photos(tmp_path):

@@ -100,13 +100,15 @@ def test_status_counts_only_pairs_whose_files_are_there(copy, capsys):
 
 def test_verify_and_status_take_a_sweeps_dirs_and_fail_when_one_fails(whole, copy, capsys):
     first_ai_image_gone(copy)
-    assert status_main([str(whole), str(copy)]) == 0
+    assert status_main([str(whole), str(copy), f"{whole}/"]) == 0
     out = capsys.readouterr().out
-    assert f"{whole}: {N} pairs" in out and f"{copy}: {N - 1} pairs" in out
+    assert out.count(f"{whole}: {N} pairs") == 1 and f"{copy}: {N - 1} pairs" in out
     assert verify_main([str(whole), str(whole)]) == 0 and capsys.readouterr().out.endswith("OK\n")
-    assert verify_main([str(whole), str(copy)]) == 1
-    out = capsys.readouterr().out
-    assert f"{whole}: {N} pairs, 0 corrupt" in out and out.endswith("PROBLEMS FOUND\n")
+    assert verify_main([str(whole), str(copy), f"{copy}/"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{whole}: {N} pairs, 0 corrupt")
+    assert lines[1].startswith(f"{copy}: {N} pairs, 1 corrupt")
+    assert lines[2].startswith("CORRUPT ai/") and lines[3:] == ["PROBLEMS FOUND"]  # each dir once, then its problems
     assert verify_main([str(whole), str(copy / "nowhere")]) == 2  # every dir checked before any is verified
     printed = capsys.readouterr()
     assert "nowhere" in printed.err and printed.out == ""

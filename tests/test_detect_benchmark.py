@@ -453,7 +453,7 @@ def test_a_matrix_whose_split_leaves_no_test_pair_fails_before_writing(small_set
         "task=matrix", f"train_sets=[{small_sets['noise']}]", f"eval_sets=[{small_sets['blur']}]",
         f"output_dir={out}", "test_fraction=0.01",
     )  # fmt: skip
-    with pytest.raises(UserError, match="no test pair: .* allow_no_test=true"):
+    with pytest.raises(UserError, match="the detector trained on .*noise.*: no test pair: .* allow_no_test=true"):
         matrix(cfg)
     assert not out.exists()
 

@@ -117,7 +117,9 @@ def test_a_setting_the_default_name_leaves_out_gets_a_dir_of_its_own(tmp_path, c
     assert make_dataset(folder_cfg(photos, data_dir=data)).already_done == 2
     # Once made, it stays this config's, whatever holds the plain name later.
     shutil.rmtree(plain.dataset_dir)
+    capsys.readouterr()
     assert make_dataset(folder_cfg(photos, "generator.steps=7", data_dir=data)).dataset_dir == seven.dataset_dir
+    assert "versioned beside" not in capsys.readouterr().out  # nothing there to be beside any more
 
 
 def test_a_hand_made_dataset_json_at_the_default_name_is_one_line(tmp_path):

@@ -161,7 +161,10 @@ def matrix(cfg: DictConfig) -> list[dict]:
     for name, dirs in trainings.items():  # a split that leaves a side empty fails now, before anything is written
         if not (out / "runs" / name / "last.pt").is_file():
             pairs = {d: load_pairs(d) for d in dirs}
-            make_split(pairs, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.allow_no_test)
+            try:
+                make_split(pairs, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.allow_no_test)
+            except UserError as error:
+                raise UserError(f"the detector trained on {name}: {error}") from None
     claim_output(out, "python -m aigen.detect task=matrix")
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
