@@ -53,6 +53,7 @@ def last_runs_by_shard(runs: list[dict]) -> dict[tuple[int, int], dict]:
 
 
 def print_status(dataset_dir: Path) -> None:
+    """The dir's totals, how it relates to the other configs of its name, and each shard's last run."""
     record = read_record(dataset_dir)
     counts = count_records(dataset_dir)
     print(
@@ -79,6 +80,7 @@ def print_status(dataset_dir: Path) -> None:
 
 
 def log_dataset(dataset_dir: Path, project: str) -> None:
+    """The complete dataset as a W&B artifact, for one whose sharded runs did not log it."""
     record = read_record(dataset_dir)
     summary = {key: value for key, value in count_records(dataset_dir).items() if key != "failure_reasons"}
     WandbTracker(project=project).log_dataset(record["config"], dataset_dir, summary, Path.cwd())

@@ -1,9 +1,9 @@
 """The registry of tiny random-weight twins (`generator.tiny=<name>`): their names, the (model, revision) each
 records, and the folder each is saved to once in the local cache.
 
-Apart from their builders (aigen.generators.tiny, tiny_flux, tiny_modern), which import diffusers and transformers
-only when a twin is built: a generator checks `generator.tiny` against this registry before any work, and a
-mistake in the settings is reported without waiting seconds for those imports.
+Kept apart from the builders (aigen.generators.tiny, tiny_flux, tiny_modern), which import diffusers and
+transformers: a generator checks `generator.tiny` against this registry before any work, so a mistake in the
+settings is reported without waiting seconds for those imports; a builder is imported when its twin is built.
 """
 
 from __future__ import annotations
