@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import shutil
 import subprocess
 import sys
 
@@ -179,6 +180,26 @@ def test_the_audit_writes_its_report_outside_the_dataset_dir(tmp_path, monkeypat
     with Image.open(out / "audit.png") as png:
         assert png.size == (3 * audit.PANEL[0], 2 * audit.PANEL[1])
     assert "FLAG the halves differ in high-frequency energy" in capsys.readouterr().out
+
+
+def test_a_sweeps_dirs_are_audited_at_once_each_into_its_own_folder(tmp_path, monkeypatch, capsys):
+    first, second = make_dataset(tmp_path / "a" / "blurred"), make_dataset(tmp_path / "sharp", pairs=3)
+    monkeypatch.chdir(tmp_path)
+    assert audit.main([str(first), str(second), "a/blurred"]) == 0  # the first again, relative to the cwd
+    assert [json.loads((tmp_path / "outputs" / f"audit-{name}" / "audit.json").read_text())["pairs"]
+            for name in ("blurred", "sharp")] == [8, 3]  # fmt: skip
+    assert capsys.readouterr().out.count("wrote ") == 2  # the same dir named twice is audited once
+    # Checked before any work: --out for several dirs, two dirs of one name, a dir that is not a dataset.
+    same_name = make_dataset(tmp_path / "b" / "blurred", pairs=3)
+    for argv, said in (
+        ([str(first), str(second), "--out", str(tmp_path / "o")], "--out names one audit's folder"),
+        ([str(first), str(same_name)], "two dataset dirs share a name"),
+        ([str(second), str(tmp_path / "nowhere")], "is not a directory"),
+        ([str(make_dataset(tmp_path / "many", pairs=20)), str(second), "--probe"], "3 pairs"),
+    ):
+        shutil.rmtree(tmp_path / "outputs", ignore_errors=True)
+        assert audit.main(argv) == 2
+        assert said in capsys.readouterr().err and not (tmp_path / "outputs").exists()
 
 
 def test_the_audit_of_a_control_dataset_names_the_processing_a_detector_would_learn(tmp_path):

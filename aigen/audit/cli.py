@@ -1,7 +1,8 @@
-"""`python -m aigen.audit DATASET_DIR [--probe]`: the cues a detector could learn instead of generation.
+"""`python -m aigen.audit DATASET_DIR... [--probe]`: the cues a detector could learn instead of generation.
 
-Measures a dataset dir's pairs and writes the report to --out (default ./outputs/audit-<dataset dir name>), never
-into the dataset dir; `--probe` adds the CNN learnability probe (aigen.audit.probe, minutes on CPU)."""
+Measures each dataset dir's pairs and writes its report to --out (one dir only; by default
+./outputs/audit-<dataset dir name>), never into the dataset dir; `--probe` adds the CNN learnability probe
+(aigen.audit.probe, minutes on CPU)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from aigen.audit.cues import AuditResult, audit_dataset
 from aigen.audit.report import AUDIT_FILES, log_to_wandb, write_report
-from aigen.cli import add_wandb_options, check_out_folder, one_line_errors
+from aigen.cli import add_wandb_options, check_out_folder, each_once, one_line_errors
+from aigen.dataset import check_dataset_dir
 from aigen.errors import UserError
 
 
@@ -59,20 +61,21 @@ def run(
     return result, paths
 
 
-@one_line_errors
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aigen.audit", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset_dir", type=Path)
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output dir (default: ./outputs/audit-<dataset dir name>)"
-    )
-    parser.add_argument("--probe", action="store_true", help="also train the CNN learnability probe (minutes on CPU)")
-    parser.add_argument("--probe-steps", type=int, default=None, help="the probe's training steps (default: its own)")
-    add_wandb_options(parser)
-    args = parser.parse_args(argv)
-    if args.probe_steps is not None and not args.probe:
-        raise UserError("--probe-steps needs --probe")
-    result, paths = run(args.dataset_dir, args.out, args.logger, args.project, args.probe, args.probe_steps)
+def out_dirs(dataset_dirs: list[Path], out: Path | None) -> dict[Path, Path]:
+    """Each dataset dir's audit folder, checked before any dir is measured: --out names one audit's folder, and two
+    dirs of the same name would write one default folder."""
+    if out is not None and len(dataset_dirs) > 1:
+        raise UserError("--out names one audit's folder: give one dataset dir, or leave --out out")
+    folders = {dataset_dir: out or default_out_dir(dataset_dir.resolve().name) for dataset_dir in dataset_dirs}
+    if len(set(folders.values())) < len(folders):
+        raise UserError("two dataset dirs share a name, so their audits would share a folder: audit them one at a time")
+    for dataset_dir, folder in folders.items():
+        check_dataset_dir(dataset_dir)
+        check_out_dir(folder, dataset_dir)
+    return folders
+
+
+def print_result(result: AuditResult, paths: dict[str, Path]) -> None:
     for r in result.cues:
         flag = " FLAGGED" if r.flagged else ""
         print(f"{r.cue.name:>11}: AI > original in {r.share:.0%} of {result.pairs} pairs{r.ties_note}{flag}")
@@ -82,4 +85,30 @@ def main(argv: list[str] | None = None) -> int:
     for flag in result.flags():
         print(f"FLAG {flag}")
     print(f"wrote {paths['md']}, {paths['csv'].name}, {paths['json'].name}, {paths['png'].name}")
+
+
+@one_line_errors
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aigen.audit", description=__doc__.splitlines()[0])
+    parser.add_argument("dataset_dirs", type=Path, nargs="+", metavar="dataset_dir", help="one or more (a sweep's)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output dir of one audit (default: ./outputs/audit-<dataset dir name>)"
+    )
+    parser.add_argument("--probe", action="store_true", help="also train the CNN learnability probe (minutes on CPU)")
+    parser.add_argument("--probe-steps", type=int, default=None, help="the probe's training steps (default: its own)")
+    add_wandb_options(parser)
+    args = parser.parse_args(argv)
+    if args.probe_steps is not None and not args.probe:
+        raise UserError("--probe-steps needs --probe")
+    folders = out_dirs(each_once(args.dataset_dirs), args.out)
+    if args.probe and len(folders) > 1:  # a dir with too few pairs for the probe: one line before any is measured
+        from aigen.audit.probe import ProbeSettings, held_out_split
+
+        for dataset_dir in folders:
+            held_out_split(dataset_dir, ProbeSettings().seed)
+    for dataset_dir, out_dir in folders.items():
+        if len(folders) > 1:
+            print(f"{dataset_dir}:")
+        result, paths = run(dataset_dir, out_dir, args.logger, args.project, args.probe, args.probe_steps)
+        print_result(result, paths)
     return 0
