@@ -294,5 +294,5 @@ def build_kandinsky(folder: Path) -> None:
     clip_processor().save_pretrained(folder / "image_processor")
 
 
-def save_sd(folder: Path) -> None:
+def build_sd(folder: Path) -> None:
     build_tiny_pipeline().save_pretrained(folder)

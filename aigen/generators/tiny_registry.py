@@ -25,21 +25,18 @@ def built_in(module: str, builder: str) -> Callable[[Path], None]:
     return build
 
 
-# The twins, by the module that builds them (`build_<name>`; sd's is `save_sd`).
+# The twins, by the module that builds them (`build_<name>`).
 TWINS = {
-    "tiny": ("vae", "img2img", "inpaint", "unclip", "kandinsky"),
+    "tiny": ("sd", "vae", "img2img", "inpaint", "unclip", "kandinsky"),
     "tiny_flux": ("flux_fill", "flux_kontext", "flux_redux", "flux2_klein"),
     "tiny_modern": ("sd35", "sd35_inpaint", "sdxl", "sdxl_refiner", "sdxl_inpaint", "zimage", "qwen_edit"),
 }
 
 # name -> (the folder's name in the cache, its builder). Bump a version when a builder changes its weights.
 TINY_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
-    "sd": ("sd-tiny-random-v1", built_in("tiny", "save_sd")),
-    **{
-        name: (f"{name.replace('_', '-')}-tiny-random-v1", built_in(module, f"build_{name}"))
-        for module, names in TWINS.items()
-        for name in names
-    },
+    name: (f"{name.replace('_', '-')}-tiny-random-v1", built_in(module, f"build_{name}"))
+    for module, names in TWINS.items()
+    for name in names
 }
 
 
