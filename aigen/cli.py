@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from aigen.dataset import check_dataset_dir
 from aigen.errors import UserError, say
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -21,11 +22,14 @@ def add_wandb_options(parser: argparse.ArgumentParser, what: str = "also log to 
     parser.add_argument("--project", default="aigen", help="W&B project (with --logger wandb; default: aigen)")
 
 
-def each_once(paths: list[Path]) -> list[Path]:
-    """`paths` in their order, a folder named twice (`x` and `x/`, a link to it) kept once."""
+def dataset_dirs(paths: list[Path]) -> list[Path]:
+    """The dataset dirs a tool was given (a sweep's), in their order, a folder named twice (`x` and `x/`, a link to
+    it) kept once; each checked to be a dataset dir before any is read (one line for the first that is not)."""
     first: dict[Path, Path] = {}
     for path in paths:
         first.setdefault(path.resolve(), path)
+    for path in first.values():
+        check_dataset_dir(path)
     return list(first.values())
 
 

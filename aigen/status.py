@@ -8,8 +8,8 @@ import fcntl
 import sys
 from pathlib import Path
 
-from aigen.cli import add_wandb_options, each_once, one_line_errors
-from aigen.dataset import Shard, check_dataset_dir, read_record
+from aigen.cli import add_wandb_options, dataset_dirs, one_line_errors
+from aigen.dataset import Shard, read_record
 from aigen.dataset.record import count_records, run_state, shards_not_finished, sibling_notes
 from aigen.errors import UserError
 from aigen.tracking import WandbTracker
@@ -93,16 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset_dirs", type=Path, nargs="+", metavar="dataset_dir", help="one or more (a sweep's)")
     add_wandb_options(parser, "wandb: log the complete dataset as a W&B artifact (when its sharded runs did not)")
     args = parser.parse_args(argv)
-    dataset_dirs = each_once(args.dataset_dirs)
-    for dataset_dir in dataset_dirs:
-        check_dataset_dir(dataset_dir)
-    for dataset_dir in dataset_dirs:
+    given = dataset_dirs(args.dataset_dirs)
+    for dataset_dir in given:
         print_status(dataset_dir)
     if args.logger == "wandb":  # every dir complete before the first artifact
-        for dataset_dir in dataset_dirs:
+        for dataset_dir in given:
             if waiting := shards_not_finished(read_record(dataset_dir)):
                 raise UserError(f"{dataset_dir}: shard(s) {waiting} have not finished: the dataset is not complete yet")
-        for dataset_dir in dataset_dirs:
+        for dataset_dir in given:
             log_dataset(dataset_dir, args.project)
     return 0
 

@@ -17,14 +17,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from aigen.cli import each_once, one_line_errors
+from aigen.cli import dataset_dirs, one_line_errors
 from aigen.dataset import (
     AI,
     DATASET_JSON,
     FAILURES,
     MANIFEST,
     ORIGINAL,
-    check_dataset_dir,
     read_record,
     read_rows,
     record_files,
@@ -139,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset_dirs", type=Path, nargs="+", metavar="dataset_dir", help="one or more (a sweep's)")
     parser.add_argument("--allow-incomplete", action="store_true", help="leftovers of a killed run do not fail")
     args = parser.parse_args(argv)
-    dataset_dirs = each_once(args.dataset_dirs)
-    for dataset_dir in dataset_dirs:
-        check_dataset_dir(dataset_dir)
-    passed = [print_report(dataset_dir, args.allow_incomplete) for dataset_dir in dataset_dirs]
+    passed = [print_report(dataset_dir, args.allow_incomplete) for dataset_dir in dataset_dirs(args.dataset_dirs)]
     print("OK" if all(passed) else "PROBLEMS FOUND")
     return 0 if all(passed) else 1
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from aigen.audit.cues import AuditResult, audit_dataset
 from aigen.audit.report import AUDIT_FILES, log_to_wandb, write_report
-from aigen.cli import add_wandb_options, check_out_folder, each_once, one_line_errors
-from aigen.dataset import check_dataset_dir
+from aigen.cli import add_wandb_options, check_out_folder, dataset_dirs, one_line_errors
 from aigen.errors import UserError
 
 
@@ -70,7 +69,6 @@ def out_dirs(dataset_dirs: list[Path], out: Path | None) -> dict[Path, Path]:
     if len(set(folders.values())) < len(folders):
         raise UserError("two dataset dirs share a name, so their audits would share a folder: audit them one at a time")
     for dataset_dir, folder in folders.items():
-        check_dataset_dir(dataset_dir)
         check_out_dir(folder, dataset_dir)
     return folders
 
@@ -100,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.probe_steps is not None and not args.probe:
         raise UserError("--probe-steps needs --probe")
-    folders = out_dirs(each_once(args.dataset_dirs), args.out)
+    folders = out_dirs(dataset_dirs(args.dataset_dirs), args.out)
     if args.probe and len(folders) > 1:  # a dir with too few pairs for the probe: one line before any is measured
         from aigen.audit.probe import ProbeSettings, held_out_split
 
