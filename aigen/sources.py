@@ -332,11 +332,12 @@ class FolderSource(Source):
                 dirnames.clear()
                 continue
             visited_dirs.add((stat.st_dev, stat.st_ino))
-            if folder != str(self.root) and is_aigen_dataset(Path(folder)):
+            # Never the root: items refuses a root that aigen made, before walking it.
+            if is_aigen_dataset(Path(folder)):
                 self.ignored["aigen dataset dirs (dataset.json)"].add(f"{self._relative(Path(folder))}/")
                 dirnames.clear()
                 continue
-            if folder != str(self.root) and is_output_folder(Path(folder)):
+            if is_output_folder(Path(folder)):
                 self.ignored["aigen and Hydra output folders"].add(f"{self._relative(Path(folder))}/")
                 dirnames.clear()
                 continue
