@@ -458,6 +458,17 @@ def test_a_matrix_whose_split_leaves_no_test_pair_fails_before_writing(small_set
     assert not out.exists()
 
 
+def test_a_matrix_whose_model_cannot_be_built_fails_before_writing(small_sets, tmp_path):
+    out = tmp_path / "matrix"
+    cfg = compose_detect(
+        "task=matrix", f"train_sets=[{small_sets['noise']}]", f"eval_sets=[{small_sets['blur']}]",
+        f"output_dir={out}", f"model.pretrained={tmp_path / 'no-such-resnet'}",
+    )  # fmt: skip
+    with pytest.raises(UserError, match="model.pretrained=.*no-such-resnet.* does not exist"):
+        matrix(cfg)
+    assert not out.exists()
+
+
 def test_a_matrix_takes_the_settings_of_its_first_run_that_trained_something(tmp_path):
     """A first attempt that failed before any checkpoint (a typo, out of memory) does not bind the corrected one."""
     check_same_settings(tmp_path, {"lr": 0.1})

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from aigen.dataset import MANIFEST, read_rows
 from aigen.detector.benchmarks import DatasetImages
-from aigen.detector.data import load_pairs, make_split
+from aigen.detector.data import Augment, load_pairs, make_split
 from aigen.detector.evaluate import EvalSet, eval_sets, score_sets, unique, unique_names
 from aigen.detector.model import load_detector
 from aigen.detector.perturb import CLEAN
@@ -26,7 +26,7 @@ from aigen.detector.plots import draw_heatmap, side_by_side
 from aigen.detector.report import SMALL_SAMPLE, formatted, markdown_cell, with_interval, write_csv
 from aigen.detector.runtime import resolve_precision
 from aigen.detector.tracking import tracking
-from aigen.detector.train import check_settings, train, training_dirs
+from aigen.detector.train import check_settings, new_model, train, training_dirs
 from aigen.devices import resolve_device
 from aigen.errors import UserError
 from aigen.files import claim_output, write_atomic
@@ -158,13 +158,15 @@ def matrix(cfg: DictConfig) -> list[dict]:
     if cfg.pooled and len(train_dirs) > 1:
         trainings[POOLED] = train_dirs
     out = Path(to_absolute_path(cfg.output_dir))
-    for name, dirs in trainings.items():  # a split that leaves a side empty fails now, before anything is written
-        if not (out / "runs" / name / "last.pt").is_file():
-            pairs = {d: load_pairs(d) for d in dirs}
-            try:
-                make_split(pairs, cfg.seed, cfg.val_fraction, cfg.test_fraction, cfg.allow_no_test)
-            except UserError as error:
-                raise UserError(f"the detector trained on {name}: {error}") from None
+    new = [name for name in trainings if not (out / "runs" / name / "last.pt").is_file()]
+    for name in new:  # a split that leaves a side empty, or a model that cannot train, fails before any write
+        try:
+            make_split({d: load_pairs(d) for d in trainings[name]}, cfg.seed, cfg.val_fraction, cfg.test_fraction,
+                       cfg.allow_no_test)  # fmt: skip
+        except UserError as error:
+            raise UserError(f"the detector trained on {name}: {error}") from None
+    if new:
+        new_model(cfg, Augment(**OmegaConf.to_container(cfg.augment, resolve=True)))
     claim_output(out, "python -m aigen.detect task=matrix")
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)

@@ -19,6 +19,7 @@ from aigen.detector.data import RESIZES, Augment, dataset_dirs, load_pairs, make
 from aigen.detector.inputs import Inputs
 from aigen.detector.metrics import binary_metrics
 from aigen.detector.model import (
+    Model,
     checkpoint_payload,
     model_from_payload,
     model_preprocess,
@@ -76,6 +77,17 @@ def check_settings(cfg: DictConfig) -> None:
         raise UserError(
             f"augment.paired=true keeps both halves of a pair in a batch: batch_size={cfg.batch_size} must be even"
         )
+
+
+def new_model(cfg: DictConfig, augment: Augment) -> Model:
+    """The model a new run starts from (seeded), refused where it cannot train with these augmentations."""
+    torch.manual_seed(cfg.seed)
+    model = instantiate(cfg.model, _partial_=True)()  # called here, so its UserError is not wrapped by Hydra
+    if isinstance(model, FeatureProbe) and augment.active:
+        raise UserError(
+            f"model={model.config.family}_probe trains on cached backbone features: augmentations need model=resnet*"
+        )
+    return model
 
 
 def training_dirs(train_sets: list[str] | str) -> list[Path]:
@@ -146,13 +158,8 @@ def train(cfg: DictConfig) -> TrainResult:
             raise UserError(
                 f"{out} already holds a training run: resume=true continues it, or choose another output_dir"
             )
-        torch.manual_seed(cfg.seed)
-        model = instantiate(cfg.model, _partial_=True)()  # called here, so its UserError is not wrapped by Hydra
+        model = new_model(cfg, augment)
         loop = {"epoch": 0, "best": None, "stale": 0, "history": []}
-    if isinstance(model, FeatureProbe) and augment.active:
-        raise UserError(
-            f"model={model.config.family}_probe trains on cached backbone features: augmentations need model=resnet*"
-        )
     preprocess = model_preprocess(model, cfg.image_size, cfg.resize)
     pairs = {dataset_dir: load_pairs(dataset_dir) for dataset_dir in dirs}
     if cfg.resume:
