@@ -136,3 +136,20 @@ print(sorted(module for module in ("diffusers", "transformers") if module in sys
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout == "[]\n", result.stdout + result.stderr
+
+
+def test_the_detector_cli_imports_no_transformers_model_before_its_checks():
+    """`python -m aigen.detect` checks its settings before a model is built: transformers' model code (seconds to
+    import) comes with the first model, so a mistake is reported at once."""
+    code = """
+import sys
+import aigen.detect
+from aigen.detector.model import build_resnet
+def models():
+    return sorted(m for m in sys.modules if m.startswith(("transformers.models.", "transformers.modeling_utils")))
+before = models()
+build_resnet("basic", [1], [8])
+print(before, "transformers.modeling_utils" in models())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "[] True\n", result.stdout + result.stderr

@@ -4,28 +4,26 @@ their checkpoints."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import torch
-import transformers
+import transformers  # a lazy module: the ResNet classes are imported when a model is built
 from hydra.utils import to_absolute_path
-from transformers import ResNetConfig, ResNetForImageClassification
 
 from aigen.detector.data import LABELS, Preprocess
-from aigen.detector.probe import BACKBONES, FeatureProbe, ProbeConfig
+from aigen.detector.probe import FeatureProbe, ProbeConfig
 from aigen.errors import UserError
 from aigen.files import write_atomic
 
+if TYPE_CHECKING:
+    from transformers import ResNetForImageClassification
+
 CHECKPOINT_FORMAT = "aigen-detector-v2"  # v2: content-keyed train/val/test split, crop preprocessing, CLIP probes
 ID2LABEL = {index: name for name, index in LABELS.items()}
-Model = ResNetForImageClassification | FeatureProbe
-# architecture name in the checkpoint -> (class, its config from the saved dict); a probe is `<family>_probe`
-ARCHITECTURES: dict[str, tuple[type, Callable[[dict], object]]] = {
-    "resnet": (ResNetForImageClassification, ResNetConfig.from_dict),
-    **{f"{family}_probe": (FeatureProbe, ProbeConfig.from_dict) for family in BACKBONES},
-}
+RESNET = "resnet"  # the architecture name in a checkpoint; a probe's is `<family>_probe`
+Model: TypeAlias = "ResNetForImageClassification | FeatureProbe"
 
 
 def build_resnet(
@@ -45,7 +43,7 @@ def build_resnet(
             raise UserError(f"model.pretrained={pretrained!r}: folder {folder} does not exist")
         transformers.utils.logging.set_verbosity_error()  # the expected "newly initialized classifier" notice
         try:
-            return ResNetForImageClassification.from_pretrained(
+            return transformers.ResNetForImageClassification.from_pretrained(
                 str(folder) if folder.is_dir() else pretrained,
                 num_labels=len(LABELS),
                 id2label=ID2LABEL,
@@ -58,7 +56,7 @@ def build_resnet(
                 "saved with save_pretrained or a hub id; with no network (HF_HUB_OFFLINE=1) a hub id must already "
                 f"be in the Hugging Face cache (`hf download {pretrained}` once)"
             ) from None
-    config = ResNetConfig(
+    config = transformers.ResNetConfig(
         layer_type=layer_type,
         depths=list(depths),
         hidden_sizes=list(hidden_sizes),
@@ -67,7 +65,7 @@ def build_resnet(
         id2label=ID2LABEL,
         label2id=LABELS,
     )
-    return ResNetForImageClassification(config)
+    return transformers.ResNetForImageClassification(config)
 
 
 def model_preprocess(model: Model, image_size: int, resize: str) -> Preprocess:
@@ -86,7 +84,7 @@ class Detector:
 
 
 def architecture(model: Model) -> str:
-    return f"{model.config.family}_probe" if isinstance(model, FeatureProbe) else "resnet"
+    return f"{model.config.family}_probe" if isinstance(model, FeatureProbe) else RESNET
 
 
 def checkpoint_payload(model: Model, preprocess: Preprocess, split: dict, epoch: int) -> dict:
@@ -135,8 +133,11 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def model_from_payload(payload: dict) -> Model:
-    cls, config = ARCHITECTURES[payload["architecture"]]
-    model = cls(config(payload["model_config"]))
+    config = payload["model_config"]
+    if payload["architecture"] == RESNET:
+        model = transformers.ResNetForImageClassification(transformers.ResNetConfig.from_dict(config))
+    else:
+        model = FeatureProbe(ProbeConfig.from_dict(config))
     model.load_state_dict(payload["model_state"])
     return model
 

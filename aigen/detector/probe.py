@@ -13,21 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-import transformers
-from transformers import (
-    BitImageProcessorPil,
-    CLIPConfig,
-    CLIPImageProcessorPil,
-    CLIPModel,
-    CLIPVisionConfig,
-    CLIPVisionModelWithProjection,
-    Dinov2Config,
-    Dinov2Model,
-    PretrainedConfig,
-    PreTrainedModel,
-)
+import transformers  # a lazy module: its model classes are imported when a backbone is built or loaded
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from aigen.detector.data import IMAGENET_MEAN, IMAGENET_STD, LABELS, Preprocess
@@ -35,13 +24,18 @@ from aigen.errors import UserError
 from aigen.pretrained import cached_build, location
 from aigen.pretrained import load_error as pretrained_load_error
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel
+
 TINY_VERSION = "v1"
 INIT_SEED = 0
 TINY_TOWER = {"hidden_size": 32, "num_attention_heads": 4, "num_hidden_layers": 2}
 
 
-def build_tiny_clip() -> tuple[CLIPModel, CLIPImageProcessorPil]:
+def build_tiny_clip() -> tuple[PreTrainedModel, object]:
     """A CLIP with openai/clip-vit-large-patch14's layout (text and vision towers, both projections) at 64 px."""
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
+
     torch.manual_seed(INIT_SEED)
     tower = {**TINY_TOWER, "intermediate_size": 37}
     config = CLIPConfig(
@@ -53,8 +47,10 @@ def build_tiny_clip() -> tuple[CLIPModel, CLIPImageProcessorPil]:
     return CLIPModel(config), processor
 
 
-def build_tiny_dinov2() -> tuple[Dinov2Model, BitImageProcessorPil]:
+def build_tiny_dinov2() -> tuple[PreTrainedModel, object]:
     """A DINOv2 with facebook/dinov2-base's layout (ViT, layer scale, final layer norm) and preprocessing, at 64 px."""
+    from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
+
     torch.manual_seed(INIT_SEED)
     config = Dinov2Config(**TINY_TOWER, mlp_ratio=4, image_size=64, patch_size=8)
     processor = BitImageProcessorPil(
@@ -68,12 +64,13 @@ def build_tiny_dinov2() -> tuple[Dinov2Model, BitImageProcessorPil]:
 
 @dataclass(frozen=True)
 class Backbone:
-    """What differs between backbone families: their transformers classes, the feature a probe reads, the tiny twin."""
+    """What differs between backbone families: their transformers classes (by name), the feature a probe reads, the
+    tiny twin."""
 
     label: str
-    config_class: type[PretrainedConfig]
-    processor_class: type
-    model_class: type[PreTrainedModel]
+    config_class: str
+    processor_class: str
+    model_class: str
     feature_dim: Callable[[PretrainedConfig], int]
     features: Callable[[object], torch.Tensor]  # the model's output -> one feature vector per image
     tiny_id: str
@@ -84,9 +81,9 @@ BACKBONES = {
     # The projected image embedding of CLIP's vision tower (UnivFD); the text tower of a full CLIP is not loaded.
     "clip": Backbone(
         "CLIP",
-        CLIPVisionConfig,
-        CLIPImageProcessorPil,
-        CLIPVisionModelWithProjection,
+        "CLIPVisionConfig",
+        "CLIPImageProcessorPil",
+        "CLIPVisionModelWithProjection",
         lambda config: config.projection_dim,
         lambda output: output.image_embeds,
         "aigen/clip-tiny-random",
@@ -95,9 +92,9 @@ BACKBONES = {
     # DINOv2's class token after the final layer norm (its pooler output), as in its linear-probe evaluation.
     "dinov2": Backbone(
         "DINOv2",
-        Dinov2Config,
-        BitImageProcessorPil,
-        Dinov2Model,
+        "Dinov2Config",
+        "BitImageProcessorPil",
+        "Dinov2Model",
         lambda config: config.hidden_size,
         lambda output: output.pooler_output,
         "aigen/dinov2-tiny-random",
@@ -178,8 +175,8 @@ def build_probe(family: str, backbone: str, revision: str | None, cache_dir: str
     location = backbone_location(family, backbone, cache_dir)
     transformers.utils.logging.set_verbosity_error()
     try:
-        model_config = spec.config_class.from_pretrained(location, revision=revision)
-        processor = spec.processor_class.from_pretrained(location, revision=revision)
+        model_config = getattr(transformers, spec.config_class).from_pretrained(location, revision=revision)
+        processor = getattr(transformers, spec.processor_class).from_pretrained(location, revision=revision)
     except (OSError, ValueError) as error:
         raise load_error(family, backbone, revision, error) from None
     config = ProbeConfig(
@@ -200,7 +197,7 @@ def load_backbone(config: ProbeConfig, cache_dir: str, device: torch.device) -> 
     transformers.utils.logging.set_verbosity_error()  # e.g. the unused text-tower weights of a full CLIP checkpoint
     try:
         location = backbone_location(config.family, config.backbone, cache_dir)
-        model = spec.model_class.from_pretrained(location, revision=config.revision)
+        model = getattr(transformers, spec.model_class).from_pretrained(location, revision=config.revision)
     except (OSError, ValueError) as error:
         raise load_error(config.family, config.backbone, config.revision, error) from None
     model = model.eval().requires_grad_(False).to(device)
