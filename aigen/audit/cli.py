@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aigen.audit.cues import AuditResult, audit_dataset
 from aigen.audit.report import AUDIT_FILES, log_to_wandb, write_report
 from aigen.cli import add_wandb_options, check_out_folder, dataset_dirs, one_line_errors
 from aigen.errors import UserError
+
+if TYPE_CHECKING:
+    from aigen.detector.data import Pair
 
 
 def default_out_dir(dataset_name: str) -> Path:
@@ -42,15 +46,17 @@ def run(
     project: str,
     probe: bool = False,
     probe_steps: int | None = None,
+    probe_split: tuple[list[Pair], list[Pair]] | None = None,
 ) -> tuple[AuditResult, dict[str, Path]]:
-    """Audit one dataset dir (and train the CNN probe with `probe`) and write (and maybe log) the report."""
+    """Audit one dataset dir (and train the CNN probe with `probe`, on `probe_split` when the caller has made it)
+    and write (and maybe log) the report."""
     out_dir = out_dir or default_out_dir(dataset_dir.resolve().name)
     check_out_dir(out_dir, dataset_dir)
     if probe:
         from aigen.audit.probe import ProbeSettings, held_out_split, probe_pairs  # torch: only when asked for
 
         settings = ProbeSettings() if probe_steps is None else ProbeSettings(steps=probe_steps)
-        split = held_out_split(dataset_dir, settings.seed)  # too few pairs: a UserError before any work
+        split = probe_split or held_out_split(dataset_dir, settings.seed)  # too few pairs: a UserError now
     result = audit_dataset(dataset_dir)
     if probe:
         result = dataclasses.replace(result, probe=probe_pairs(*split, settings))
@@ -99,14 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe_steps is not None and not args.probe:
         raise UserError("--probe-steps needs --probe")
     folders = out_dirs(dataset_dirs(args.dataset_dirs), args.out)
-    if args.probe and len(folders) > 1:  # a dir with too few pairs for the probe: one line before any is measured
+    splits = {}
+    if args.probe:  # a dir with too few pairs for the probe: one line before any is measured
         from aigen.audit.probe import ProbeSettings, held_out_split
 
-        for dataset_dir in folders:
-            held_out_split(dataset_dir, ProbeSettings().seed)
+        splits = {dataset_dir: held_out_split(dataset_dir, ProbeSettings().seed) for dataset_dir in folders}
     for dataset_dir, out_dir in folders.items():
         if len(folders) > 1:
             print(f"{dataset_dir}:")
-        result, paths = run(dataset_dir, out_dir, args.logger, args.project, args.probe, args.probe_steps)
+        result, paths = run(
+            dataset_dir, out_dir, args.logger, args.project, args.probe, args.probe_steps, splits.get(dataset_dir)
+        )
         print_result(result, paths)
     return 0
