@@ -4,10 +4,10 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 LOCK := constraints.txt
 SYSTEM_PYTHON ?= python3
-# The tests run in WORKERS processes (pytest-xdist; a worker that is done takes over another's remaining tests):
-# each builds its own tiny models once. `make test WORKERS=1` runs them in this process.
-WORKERS ?= 2
-PARALLEL := $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist worksteal)
+# The tests run in TEST_WORKERS processes (pytest-xdist; a worker that is done takes over another's remaining
+# tests): each builds its own tiny models once. `make test TEST_WORKERS=1` runs them in this process.
+TEST_WORKERS ?= 2
+PARALLEL := $(if $(filter-out 1,$(strip $(TEST_WORKERS))),-n $(strip $(TEST_WORKERS)) --dist worksteal)
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock demo test test-all lint clean
@@ -36,7 +36,7 @@ demo: install ## Make a small dataset offline: bundled photos + the tiny random-
 	@echo "The demo's AI images come from RANDOM weights (noise-like). For the real dataset run:"
 	@echo "  ./download_indoor.sh && $(PYTHON) run.py generator=sd size=256"
 
-test: install ## Run the test suite, in 2 processes (WORKERS=N; the slow end-to-end cases are left to test-all)
+test: install ## Run the test suite, in 2 processes (TEST_WORKERS=N; the slow end-to-end cases are left to test-all)
 	$(PYTHON) -m pytest $(PARALLEL) -m "not gpu and not slow"
 
 test-all: install ## Run every test CI runs: the suite and the slow end-to-end cases (not the GPU ones)

@@ -38,7 +38,10 @@ def load_error(what: str, where: str, revision: str | None, error: Exception, op
 
 def cached_build(cache_dir: str | os.PathLike, folder_name: str, build: Callable[[Path], None]) -> Path:
     """`cache_dir/folder_name`, saved by `build(folder)` on first use (tiny random twins). Concurrent first uses
-    each build; one rename wins, so the folder only ever appears complete."""
+    each build; one rename wins, so the folder only ever appears complete. A build seeds torch for its weights in
+    a forked random state, so what the caller draws next does not depend on whether the cache was cold."""
+    import torch  # the builds are torch models; this module is imported before torch is needed
+
     cache = Path(os.path.expanduser(cache_dir))
     target = cache / folder_name
     if target.is_dir():
@@ -46,7 +49,8 @@ def cached_build(cache_dir: str | os.PathLike, folder_name: str, build: Callable
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder_name}-", dir=cache))
     try:
-        build(staging)
+        with torch.random.fork_rng(devices=[]):
+            build(staging)
         os.rename(staging, target)
     except OSError:
         if not target.is_dir():

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,10 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 from transformers import ResNetConfig, ResNetForImageClassification
 
-from aigen.detector.data import Augment, Pair, PairImages, Preprocess
+from aigen.detector.data import LABELS, Augment, Pair, PairImages, Preprocess
 from aigen.detector.evaluate import evaluate
 from aigen.detector.metrics import binary_metrics
-from aigen.detector.model import load_detector
+from aigen.detector.model import CHECKPOINT_FORMAT, load_detector
 from aigen.detector.train import train
 from aigen.errors import UserError
 from aigen.factory import make_dataset
@@ -341,6 +342,14 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path):
     message = str(raised.value)
     assert message.startswith(f"{path} is not an aigen detector checkpoint (UnpicklingError: ")
     assert "\n" not in message and "weights_only" not in message
+
+
+def test_a_checkpoint_of_an_unknown_architecture_is_one_line(tmp_path):
+    path = tmp_path / "other.pt"
+    payload = {"format": CHECKPOINT_FORMAT, "labels": LABELS, "architecture": "vit", "model_config": {}}
+    torch.save(payload | {"preprocess": asdict(Preprocess(64))}, path)
+    with pytest.raises(UserError, match="the checkpoint's architecture 'vit' is not one of resnet, clip_probe"):
+        load_detector(path)
 
 
 def test_pretrained_model_not_available_offline_is_a_one_line_error(tmp_path, datasets):

@@ -284,6 +284,21 @@ def test_clip_probe_tiny_twin_trains_evaluates_and_computes_features_once(small_
     assert len(computed) == 6  # a new matrix over the same datasets reads the cache
 
 
+def test_a_probe_with_augmentations_is_refused_new_or_resumed(small_sets, tmp_path):
+    """A probe trains on cached features, which augmentations would never reach: refused before a new run writes
+    anything, and when a run is resumed with them."""
+    run = tmp_path / "run"
+    probe = ["task=train", f"train_sets=[{small_sets['noise']}]", f"output_dir={run}", "model=clip_probe_tiny",
+             f"cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    with pytest.raises(UserError, match="clip_probe trains on cached backbone features"):
+        train(compose_detect(*probe, "augment.jpeg=true"))
+    assert not run.exists()
+    train(compose_detect(*probe, "epochs=1"))
+    with pytest.raises(UserError, match="clip_probe trains on cached backbone features"):
+        train(compose_detect(*probe, "epochs=2", "resume=true", "augment.jpeg=true"))
+    assert json.loads((run / "metrics.json").read_text())["history"][-1]["epoch"] == 1
+
+
 def test_clip_backbone_not_available_offline_is_a_one_line_error(sets, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "aigen.detect", "task=train", f"train_sets=[{sets['noise']}]", "output_dir=run", *SMALL,

@@ -63,6 +63,16 @@ def test_tiny_twin_is_saved_in_the_real_layout_and_loads_through_from_pretrained
     assert ensure_tiny(BACKBONES["dinov2"], tmp_path) == folder  # built once
 
 
+def test_building_a_tiny_twin_leaves_the_callers_random_state_alone(tmp_path):
+    """A run's draws (a probe head's initial weights) are the same whether the twin's cache was cold or warm."""
+    torch.manual_seed(7)
+    ensure_tiny(BACKBONES["dinov2"], tmp_path)  # cold: builds, seeding torch for the twin's weights
+    after_a_build = torch.rand(4)
+    torch.manual_seed(7)
+    ensure_tiny(BACKBONES["dinov2"], tmp_path)  # warm: reads nothing, draws nothing
+    assert torch.equal(after_a_build, torch.rand(4))
+
+
 def test_a_local_copy_is_loaded_by_path(tmp_path):
     folder = ensure_tiny(BACKBONES["dinov2"], tmp_path / "cache")
     cfg = compose_detect(f"model.backbone={folder}", f"cache_dir={tmp_path / 'other'}")

@@ -386,14 +386,14 @@ def test_a_timeout_is_retried_then_skipped(server, monkeypatch):
 
 
 def test_no_network_stops_after_a_few_photos(monkeypatch):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    closed = FakeGemini.__new__(FakeGemini)
-    closed.url = f"http://127.0.0.1:{port}"
-    generator = loaded(closed, monkeypatch, "generator.max_retries=0", "generator.concurrency=1")
-    with pytest.raises(UserError, match=f"cannot reach 127.0.0.1:{port}: 3 photos in a row failed to connect"):
-        generator.generate([generator.prepare(photo(i)) for i in range(5)], list(range(5)))
+    with socket.socket() as bound:  # bound, never listening: connections are refused, and no test can take it
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        closed = FakeGemini.__new__(FakeGemini)
+        closed.url = f"http://127.0.0.1:{port}"
+        generator = loaded(closed, monkeypatch, "generator.max_retries=0", "generator.concurrency=1")
+        with pytest.raises(UserError, match=f"cannot reach 127.0.0.1:{port}: 3 photos in a row failed to connect"):
+            generator.generate([generator.prepare(photo(i)) for i in range(5)], list(range(5)))
 
 
 def test_other_rejections_skip_the_photo(server, monkeypatch):

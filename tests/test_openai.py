@@ -265,14 +265,14 @@ def test_a_quota_error_mid_batch_keeps_the_images_that_came_back(tmp_path, serve
 
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_no_network_stops_after_a_few_photos(tmp_path, concurrency):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    closed = FakeOpenAI.__new__(FakeOpenAI)
-    closed.url = f"http://127.0.0.1:{port}/v1"
-    result, out, _ = run(tmp_path, closed, "generator.max_retries=1", f"generator.concurrency={concurrency}")
-    assert_one_line_error(result, f"cannot reach 127.0.0.1:{port}", "photos in a row failed to connect")
-    assert len(failures(out)) < SAMPLES and not ai_images(out)
+    with socket.socket() as bound:  # bound, never listening: connections are refused, and no test can take it
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        closed = FakeOpenAI.__new__(FakeOpenAI)
+        closed.url = f"http://127.0.0.1:{port}/v1"
+        result, out, _ = run(tmp_path, closed, "generator.max_retries=1", f"generator.concurrency={concurrency}")
+        assert_one_line_error(result, f"cannot reach 127.0.0.1:{port}", "photos in a row failed to connect")
+        assert len(failures(out)) < SAMPLES and not ai_images(out)
 
 
 def test_a_rerun_pays_only_for_what_is_missing(tmp_path, server):

@@ -13,7 +13,7 @@ import transformers  # a lazy module: the ResNet classes are imported when a mod
 from hydra.utils import to_absolute_path
 
 from aigen.detector.data import LABELS, Preprocess
-from aigen.detector.probe import FeatureProbe, ProbeConfig
+from aigen.detector.probe import BACKBONES, FeatureProbe, ProbeConfig
 from aigen.errors import UserError
 from aigen.files import write_atomic
 
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FORMAT = "aigen-detector-v2"  # v2: content-keyed train/val/test split, crop preprocessing, CLIP probes
 ID2LABEL = {index: name for name, index in LABELS.items()}
-RESNET = "resnet"  # the architecture name in a checkpoint; a probe's is `<family>_probe`
+RESNET = "resnet"  # the architecture names in a checkpoint
+PROBES = tuple(f"{family}_probe" for family in BACKBONES)
 Model: TypeAlias = "ResNetForImageClassification | FeatureProbe"
 
 
@@ -133,11 +134,13 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def model_from_payload(payload: dict) -> Model:
-    config = payload["model_config"]
-    if payload["architecture"] == RESNET:
+    name, config = payload["architecture"], payload["model_config"]
+    if name == RESNET:
         model = transformers.ResNetForImageClassification(transformers.ResNetConfig.from_dict(config))
-    else:
+    elif name in PROBES:
         model = FeatureProbe(ProbeConfig.from_dict(config))
+    else:
+        raise UserError(f"the checkpoint's architecture {name!r} is not one of {RESNET}, {', '.join(PROBES)}")
     model.load_state_dict(payload["model_state"])
     return model
 

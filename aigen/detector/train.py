@@ -79,14 +79,18 @@ def check_settings(cfg: DictConfig) -> None:
         )
 
 
-def new_model(cfg: DictConfig, augment: Augment) -> Model:
-    """The model a new run starts from (seeded), refused where it cannot train with these augmentations."""
-    torch.manual_seed(cfg.seed)
-    model = instantiate(cfg.model, _partial_=True)()  # called here, so its UserError is not wrapped by Hydra
+def check_trainable(model: Model, augment: Augment) -> None:
     if isinstance(model, FeatureProbe) and augment.active:
         raise UserError(
             f"model={model.config.family}_probe trains on cached backbone features: augmentations need model=resnet*"
         )
+
+
+def new_model(cfg: DictConfig, augment: Augment) -> Model:
+    """The model a new run starts from (seeded), refused where it cannot train with these augmentations."""
+    torch.manual_seed(cfg.seed)
+    model = instantiate(cfg.model, _partial_=True)()  # called here, so its UserError is not wrapped by Hydra
+    check_trainable(model, augment)
     return model
 
 
@@ -152,6 +156,7 @@ def train(cfg: DictConfig) -> TrainResult:
     if cfg.resume:
         state = read_checkpoint(last_path)
         model = model_from_payload(state)
+        check_trainable(model, augment)
         loop = state["loop"]
     else:
         if last_path.exists():
