@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from aigen.errors import UserError
 
 
@@ -40,8 +42,6 @@ def cached_build(cache_dir: str | os.PathLike, folder_name: str, build: Callable
     """`cache_dir/folder_name`, saved by `build(folder)` on first use (tiny random twins). Concurrent first uses
     each build; one rename wins, so the folder only ever appears complete. A build seeds torch for its weights in
     a forked random state, so what the caller draws next does not depend on whether the cache was cold."""
-    import torch  # the builds are torch models; this module is imported before torch is needed
-
     cache = Path(os.path.expanduser(cache_dir))
     target = cache / folder_name
     if target.is_dir():
